@@ -1,0 +1,67 @@
+"""Authentication for every protected route: Bearer (JWT) or HTTP Basic.
+
+Django's PBKDF2 check costs about 0.3 s, which would hold a Basic client to a
+few requests a second. A verified Basic credential is therefore remembered in
+the cache, keyed by a keyed hash of the credential (never the password), and
+the verdict only stands while the user is active and their password hash is the
+one that was verified; it expires after ``BASIC_AUTH_CACHE_SECONDS``.
+"""
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.core.cache import cache
+from ninja.security import HttpBasicAuth, HttpBearer
+
+from accounts.models import User
+from accounts.selectors import user_by_login
+from accounts.tokens import InvalidToken, password_fingerprint, token_user
+
+_BASIC_CACHE_PREFIX = "auth:basic:"
+
+
+class BearerAuth(HttpBearer):
+    def authenticate(self, request, token: str) -> User | None:
+        try:
+            return token_user(token=token, token_type="access")
+        except InvalidToken:
+            return None
+
+
+class BasicAuth(HttpBasicAuth):
+    def authenticate(self, request, username: str, password: str) -> User | None:
+        return basic_credentials_user(login=username, password=password)
+
+
+def _credential_key(login: str, password: str) -> str:
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"{login}\0{password}".encode(), hashlib.sha256
+    ).hexdigest()
+    return _BASIC_CACHE_PREFIX + digest
+
+
+def basic_credentials_user(*, login: str, password: str) -> User | None:
+    """The active user these credentials belong to, verifying the password at most once
+    per ``BASIC_AUTH_CACHE_SECONDS`` for as long as the password stays the same."""
+    key = _credential_key(login, password)
+    remembered = cache.get(key)
+    if remembered is not None:
+        user_id, fingerprint = remembered
+        user = User.objects.filter(pk=user_id).first()
+        if (
+            user is not None
+            and user.is_active
+            and hmac.compare_digest(fingerprint, password_fingerprint(user))
+        ):
+            return user
+        cache.delete(key)
+
+    user = user_by_login(login)
+    if user is None or not user.is_active or not user.check_password(password):
+        return None
+    cache.set(key, (user.pk, password_fingerprint(user)), settings.BASIC_AUTH_CACHE_SECONDS)
+    return user
+
+
+api_auth = [BearerAuth(), BasicAuth()]

@@ -1,0 +1,59 @@
+import orjson
+from django.conf import settings
+from django.http import HttpResponse
+
+API_PREFIX = "/api/"
+
+
+class ApiConventionsMiddleware:
+    """Transport conventions of the API that sit below the router.
+
+    - A path with a trailing slash is answered as the canonical path without
+      it, for every method (POST included) and without a redirect.
+    - Django's bare 404 and 405 answers under ``/api/`` get a JSON ``detail``.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        if len(request.path_info) > len(API_PREFIX) and request.path_info.endswith("/"):
+            request.path_info = request.path_info.rstrip("/")
+        response = self.get_response(request)
+        if response.status_code in (404, 405) and not _is_json(response):
+            response = _json_error(response, request.method)
+        return response
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _json_error(response: HttpResponse, method: str) -> HttpResponse:
+    if response.status_code == 404:
+        detail = "Not found."
+    else:
+        detail = f'Method "{method}" not allowed.'
+    replacement = HttpResponse(
+        orjson.dumps({"detail": detail}),
+        status=response.status_code,
+        content_type="application/json",
+    )
+    if "Allow" in response:
+        replacement["Allow"] = response["Allow"]
+    return replacement
+
+
+def json_handler404(request, exception=None):
+    return HttpResponse(
+        orjson.dumps({"detail": "Not found."}), status=404, content_type="application/json"
+    )
+
+
+def json_handler500(request):
+    detail = "A server error occurred."
+    if settings.DEBUG:
+        detail += " See the server log."
+    return HttpResponse(orjson.dumps({"detail": detail}), status=500, content_type="application/json")

@@ -1,0 +1,90 @@
+"""DRF-style page-number pagination: ``?page=1&page_size=20``.
+
+The answer is ``{"count", "next", "previous", "results"}`` with absolute
+``next``/``previous`` URLs that keep the other query parameters. A page past
+the end, or a page that is not a positive number, is 404 ``Invalid page.``
+(as DRF's ``PageNumberPagination``); a page size above the maximum is capped.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.http import urlencode
+from ninja import Field, Schema
+from ninja.pagination import PaginationBase
+
+from core.errors import ApiError
+
+
+class InvalidPage(ApiError):
+    status_code = 404
+
+    def __init__(self):
+        super().__init__({"detail": "Invalid page."})
+
+
+def _positive_int(value: str | None) -> int | None:
+    try:
+        number = int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and number > 0 else None
+
+
+class PageNumberPagination(PaginationBase):
+    class Input(Schema):
+        page: str | None = Field(None, description="A page number (1-based).")
+        page_size: str | None = Field(
+            None,
+            description=(
+                f"Results per page (default {settings.NINJA_PAGINATION_PER_PAGE}, "
+                f"max {settings.NINJA_PAGINATION_MAX_PER_PAGE_SIZE})."
+            ),
+        )
+
+    class Output(Schema):
+        count: int
+        next: str | None
+        previous: str | None
+        results: list[Any]
+
+    items_attribute = "results"
+
+    def paginate_queryset(
+        self, queryset: QuerySet, pagination: Input, request: HttpRequest, **params: Any
+    ) -> dict[str, Any]:
+        page_size = min(
+            _positive_int(pagination.page_size) or settings.NINJA_PAGINATION_PER_PAGE,
+            settings.NINJA_PAGINATION_MAX_PER_PAGE_SIZE,
+        )
+        if pagination.page in (None, "", "last"):
+            page = 1
+        else:
+            page = _positive_int(pagination.page)
+            if page is None:
+                raise InvalidPage()
+        count = self._items_count(queryset)
+        last_page = max(1, -(-count // page_size))
+        if pagination.page == "last":
+            page = last_page
+        if page > last_page:
+            raise InvalidPage()
+        offset = (page - 1) * page_size
+        return {
+            "count": count,
+            "next": _page_url(request, page + 1) if page < last_page else None,
+            "previous": _page_url(request, page - 1) if page > 1 else None,
+            "results": list(queryset[offset : offset + page_size]),
+        }
+
+
+def _page_url(request: HttpRequest, page: int) -> str:
+    query = request.GET.copy()
+    if page == 1:
+        query.pop("page", None)
+    else:
+        query["page"] = str(page)
+    encoded = urlencode(sorted(query.lists()), doseq=True)
+    return request.build_absolute_uri(request.path + (f"?{encoded}" if encoded else ""))

@@ -1,0 +1,10 @@
+"""The Celery app: ``celery -A tasks worker`` and ``celery -A tasks beat``."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
+
+app = Celery("isp_billing")
+app.config_from_object("django.conf:settings", namespace="CELERY")
