@@ -1,0 +1,249 @@
+"""Packages, customers, their monthly payment records and the ledger of money on them."""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+
+ZERO = Decimal("0.00")
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=12, decimal_places=2, **kwargs)
+
+
+class TimeStamped(models.Model):
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Package(TimeStamped):
+    name = models.CharField(max_length=150)
+    speed_mbps = models.PositiveIntegerField()
+    price = money_field()
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"), condition=~Q(status=Status.REMOVED), name="package_name_unique_live"
+            ),
+            models.CheckConstraint(condition=Q(price__gte=0), name="package_price_not_negative"),
+            models.CheckConstraint(condition=Q(speed_mbps__gte=1), name="package_speed_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.speed_mbps} Mbps, {self.price})"
+
+
+class Customer(TimeStamped):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True, default="")
+    phone = models.CharField(max_length=20, blank=True, default="")
+    address = models.TextField(blank=True, default="")
+    nid = models.CharField("national ID", max_length=30, blank=True, default="")
+    is_free = models.BooleanField(default=False, help_text="Never billed; takes no payments.")
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="customers")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="customer",
+    )
+    connection_start_date = models.DateField(null=True, blank=True)
+    is_active = models.BooleanField(default=True, help_text="The connection is enabled.")
+    ip_address = models.CharField(max_length=45, blank=True, default="")
+    mac_address = models.CharField(max_length=17, blank=True, default="")
+    username = models.CharField("PPPoE username", max_length=64, blank=True, default="")
+    password = models.CharField("PPPoE password", max_length=128, blank=True, default="")
+    connection_type = models.CharField(
+        max_length=10, choices=ConnectionType.choices, default=ConnectionType.DHCP
+    )
+    credentials = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    balance = money_field(
+        default=ZERO, help_text="Credit carried forward from overpayments, not yet applied."
+    )
+    # What the router last confirmed (see billing.services.network).
+    network_confirmed_at = models.DateTimeField(null=True, blank=True)
+    network_confirmed_active = models.BooleanField(null=True, blank=True)
+    network_last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "is_active", "is_free"], name="customer_billable_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=~Q(status=Status.REMOVED) & ~Q(phone=""),
+                name="customer_phone_unique_live",
+            ),
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~Q(status=Status.REMOVED) & ~Q(email=""),
+                name="customer_email_unique_live",
+            ),
+            models.UniqueConstraint(
+                fields=["username"],
+                condition=~Q(status=Status.REMOVED) & ~Q(username=""),
+                name="customer_username_unique_live",
+            ),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0), name="customer_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Payment(TimeStamped):
+    """A customer's bill for one month and what was collected on it."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    billing_year = models.PositiveSmallIntegerField()
+    billing_month = models.CharField(max_length=9, choices=BillingMonth.choices)
+    bill_amount = money_field()
+    amount = money_field(default=ZERO, help_text="Always the sum of the record's collections.")
+    waived = models.BooleanField(default=False, help_text="Staff marked it paid.")
+    paid = models.BooleanField(default=False)
+    payment_method = models.CharField(
+        max_length=20, choices=PaymentMethod.choices, default=PaymentMethod.OTHER
+    )
+    transaction_id = models.CharField(max_length=100, blank=True, default="")
+    payment_date = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, default="")
+    entry_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Who last recorded money.",
+    )
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["billing_year", "billing_month", "paid"], name="payment_month_paid_idx"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "billing_year", "billing_month"],
+                condition=Q(voided_at__isnull=True),
+                name="payment_one_live_per_customer_month",
+            ),
+            models.CheckConstraint(
+                condition=Q(bill_amount__gte=0), name="payment_bill_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(billing_year__gte=2000) & Q(billing_year__lte=2100),
+                name="payment_year_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.billing_month} {self.billing_year}"
+
+    @property
+    def is_voided(self) -> bool:
+        return self.voided_at is not None
+
+
+class Collection(models.Model):
+    """One money movement on a payment record. Append-only: corrections are new lines."""
+
+    class Kind(models.TextChoices):
+        COLLECTION = "COLLECTION"
+        ADJUSTMENT = "ADJUSTMENT"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="collections")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COLLECTION)
+    amount = money_field()
+    payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
+    transaction_id = models.CharField(max_length=100, blank=True, default="")
+    payment_date = models.DateTimeField()
+    note = models.TextField(blank=True, default="")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the record is voided, which frees its transaction ids.
+    voided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment_method", "transaction_id"],
+                condition=~Q(transaction_id="") & Q(voided_at__isnull=True),
+                name="collection_trxid_unique_per_method",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="COLLECTION") | Q(amount__gt=0),
+                name="collection_amount_positive",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="collection_amount_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} on {self.payment}"
+
+
+class ConnectionChange(models.Model):
+    """A change of a customer's ``is_active``, to be carried out on the router."""
+
+    class Reason(models.TextChoices):
+        TOGGLE = "TOGGLE"
+        UPDATE = "UPDATE"
+        PAYMENT = "PAYMENT"
+        REMOVED = "REMOVED"
+        AUTO_SUSPEND = "AUTO_SUSPEND"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="network_changes")
+    enable = models.BooleanField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    task_id = models.CharField(max_length=64, default="", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    superseded = models.BooleanField(default=False, help_text="A newer change replaced it.")
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(confirmed_at__isnull=True, superseded=False),
+                name="connection_change_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{'enable' if self.enable else 'disable'} {self.customer} ({self.reason})"

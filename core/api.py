@@ -64,3 +64,7 @@ def health(request):
 
 
 api.add_router("/users", "accounts.api.router")
+api.add_router("/packages", "billing.api.packages")
+api.add_router("/customers", "billing.api.customers")
+api.add_router("/payments", "billing.api.payments")
+api.add_router("/dashboard", "billing.api.dashboard")

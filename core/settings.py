@@ -159,3 +159,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# The router: "logging" (default) or "mikrotik" (RouterOS v7 REST API).
+NETWORK_BACKEND = env.str("NETWORK_BACKEND", default="logging")
+MIKROTIK_URL = env.str("MIKROTIK_URL", default="")
+MIKROTIK_USER = env.str("MIKROTIK_USER", default="")
+MIKROTIK_PASSWORD = env.str("MIKROTIK_PASSWORD", default="")
+MIKROTIK_VERIFY_TLS = env.bool("MIKROTIK_VERIFY_TLS", default=True)
+MIKROTIK_TIMEOUT_SECONDS = env.float("MIKROTIK_TIMEOUT_SECONDS", default=5.0)
+if NETWORK_BACKEND == "mikrotik" and not MIKROTIK_URL:
+    raise ImproperlyConfigured("NETWORK_BACKEND=mikrotik needs MIKROTIK_URL.")

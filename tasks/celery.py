@@ -8,3 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 app = Celery("isp_billing")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.imports = ("tasks.network",)

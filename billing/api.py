@@ -1,0 +1,284 @@
+from uuid import UUID
+
+from ninja import Query, Router, Schema, Status
+from ninja.pagination import paginate
+
+from billing import selectors, services
+from billing.schemas import (
+    CustomerDetail,
+    CustomerList,
+    CustomerWrite,
+    Dashboard,
+    PackageDetail,
+    PackageList,
+    PackageWrite,
+    PaymentCreate,
+    PaymentDetail,
+    PaymentIn,
+    PaymentList,
+    PaymentUpdate,
+    StatusToggleIn,
+    TaskAccepted,
+)
+from core.enums import BillingMonth, PaymentMethod
+from core.listing import ordering_apply, search_filter
+from core.permissions import require
+
+packages = Router(tags=["packages"])
+customers = Router(tags=["customers"])
+payments = Router(tags=["payments"])
+dashboard = Router(tags=["dashboard"])
+
+
+class ListParams(Schema):
+    search: str | None = None
+    ordering: str | None = None
+
+
+# Packages --------------------------------------------------------------------
+
+PACKAGE_ORDERING = {"created_at": "created_at", "name": "name", "price": "price",
+                    "speed_mbps": "speed_mbps", "customer_count": "customer_count"}
+
+
+@packages.get("", auth=None, response=list[PackageList])
+@paginate
+def package_list(request, params: Query[ListParams]):
+    found = search_filter(selectors.package_list(), params.search, ("name", "description"))
+    return ordering_apply(found, params.ordering, PACKAGE_ORDERING)
+
+
+@packages.post("", response={201: PackageDetail})
+def package_create(request, payload: PackageWrite):
+    require(request.auth, "packages.write")
+    package = services.package_save(data=payload.dict())
+    return Status(201, selectors.package_list().get(pk=package.pk))
+
+
+@packages.get("/{uid}", auth=None, response=PackageDetail)
+def package_detail(request, uid: UUID):
+    return selectors.package_list().get(uid=uid)
+
+
+@packages.put("/{uid}", response=PackageDetail)
+def package_update(request, uid: UUID, payload: PackageWrite):
+    require(request.auth, "packages.write")
+    package = services.package_save(
+        package=selectors.package_list().get(uid=uid), data=payload.dict()
+    )
+    return selectors.package_list().get(pk=package.pk)
+
+
+@packages.delete("/{uid}", response={204: None})
+def package_delete(request, uid: UUID):
+    require(request.auth, "packages.delete")
+    services.package_remove(package=selectors.package_list().get(uid=uid))
+    return Status(204, None)
+
+
+# Customers -------------------------------------------------------------------
+
+
+class CustomerFilters(ListParams):
+    name: str | None = None
+    phone: str | None = None
+    username: str | None = None
+    package_id: int | None = None
+    user_id: int | None = None
+    is_active: bool | None = None
+    is_free: bool | None = None
+
+
+CUSTOMER_SEARCH = ("name", "phone", "email", "username", "address", "nid")
+CUSTOMER_ORDERING = {"created_at": "created_at", "name": "name", "phone": "phone",
+                     "username": "username", "connection_start_date": "connection_start_date"}
+
+
+def _filter_customers(found, filters: CustomerFilters):
+    if filters.name:
+        found = found.filter(name__icontains=filters.name)
+    if filters.phone:
+        found = found.filter(phone=filters.phone)
+    if filters.username:
+        found = found.filter(username__icontains=filters.username)
+    for field in ("package_id", "user_id", "is_active", "is_free"):
+        if getattr(filters, field) is not None:
+            found = found.filter(**{field: getattr(filters, field)})
+    found = search_filter(found, filters.search, CUSTOMER_SEARCH)
+    return ordering_apply(found, filters.ordering, CUSTOMER_ORDERING)
+
+
+@packages.get("/{uid}/customers", response=list[CustomerList])
+@paginate
+def package_customers(request, uid: UUID, filters: Query[CustomerFilters]):
+    require(request.auth, "customers.read")
+    package = selectors.package_list().get(uid=uid)
+    found = selectors.customer_list(viewer=request.auth).filter(package=package)
+    return _filter_customers(found, filters)
+
+
+@customers.get("", response=list[CustomerList])
+@paginate
+def customer_list(request, filters: Query[CustomerFilters]):
+    require(request.auth, "customers.read")
+    return _filter_customers(selectors.customer_list(viewer=request.auth), filters)
+
+
+@customers.post("", response={201: CustomerDetail})
+def customer_create(request, payload: CustomerWrite):
+    require(request.auth, "customers.create")
+    customer = services.customer_save(data=payload.dict(), actor=request.auth)
+    return Status(201, selectors.customer_list(viewer=request.auth).get(pk=customer.pk))
+
+
+@customers.post("/status/toggle", response=TaskAccepted)
+def customer_status_toggle(request, payload: StatusToggleIn):
+    require(request.auth, "customers.toggle")
+    change = services.customer_status_set(
+        username=payload.username, is_active=payload.is_active, actor=request.auth
+    )
+    state = "enabled" if payload.is_active else "disabled"
+    return {"message": f"Connection of {payload.username} {state}.", "task_id": change.task_id}
+
+
+@customers.get("/{uid}", response=CustomerDetail)
+def customer_detail(request, uid: UUID):
+    require(request.auth, "customers.read")
+    return selectors.customer_list(viewer=request.auth).get(uid=uid)
+
+
+@customers.put("/{uid}", response=CustomerDetail)
+def customer_update(request, uid: UUID, payload: CustomerWrite):
+    require(request.auth, "customers.update")
+    customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
+    data = payload.dict()
+    if "user_id" not in payload.model_fields_set:
+        data.pop("user_id")  # the app's edit form never sends it: keep the link
+    services.customer_save(customer=customer, data=data, actor=request.auth)
+    return selectors.customer_list(viewer=request.auth).get(pk=customer.pk)
+
+
+@customers.delete("/{uid}", response={204: None})
+def customer_delete(request, uid: UUID):
+    require(request.auth, "customers.delete")
+    customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
+    services.customer_remove(customer=customer, actor=request.auth)
+    return Status(204, None)
+
+
+# Payments --------------------------------------------------------------------
+
+
+class PaymentFilters(ListParams):
+    customer_name: str | None = None
+    customer_phone: str | None = None
+    collected_by: str | None = None
+    month: BillingMonth | None = None
+    paid: bool | None = None
+    billing_year: int | None = None
+    payment_method: PaymentMethod | None = None
+    customer_id: int | None = None
+
+
+PAYMENT_SEARCH = ("customer__name", "customer__phone", "transaction_id", "note")
+PAYMENT_ORDERING = {"created_at": "created_at", "updated_at": "updated_at",
+                    "payment_date": "payment_date", "amount": "amount",
+                    "bill_amount": "bill_amount", "billing_year": "billing_year"}
+
+
+def _filter_payments(found, filters: PaymentFilters):
+    if filters.customer_name:
+        found = found.filter(customer__name__icontains=filters.customer_name)
+    if filters.customer_phone:
+        found = found.filter(customer__phone=filters.customer_phone)
+    if filters.collected_by:
+        found = found.filter(entry_by__first_name__icontains=filters.collected_by)
+    if filters.month:
+        found = found.filter(billing_month=filters.month)
+    for field in ("paid", "billing_year", "payment_method", "customer_id"):
+        if getattr(filters, field) is not None:
+            found = found.filter(**{field: getattr(filters, field)})
+    found = search_filter(found, filters.search, PAYMENT_SEARCH)
+    return ordering_apply(found, filters.ordering, PAYMENT_ORDERING)
+
+
+def _record(request, customer, payload: PaymentIn):
+    return services.payment_record(
+        customer=customer,
+        amount=payload.amount,
+        billing_month=payload.billing_month,
+        billing_year=payload.billing_year,
+        payment_method=payload.payment_method,
+        mark_paid=payload.paid,
+        transaction_id=payload.transaction_id,
+        payment_date=payload.payment_date,
+        note=payload.note,
+        entered_by=request.auth,
+    )
+
+
+@payments.get("", response=list[PaymentList])
+@paginate
+def payment_list(request, filters: Query[PaymentFilters]):
+    require(request.auth, "payments.read")
+    return _filter_payments(selectors.payment_list(viewer=request.auth), filters)
+
+
+@payments.post("", response={201: PaymentDetail})
+def payment_create(request, payload: PaymentCreate):
+    require(request.auth, "payments.create")
+    customer = services.billable_customer_or_error(payload.customer_id)
+    payment = _record(request, customer, payload)
+    return Status(201, selectors.payment_detail(viewer=request.auth, uid=payment.uid))
+
+
+@payments.get("/{uid}", response=PaymentDetail)
+def payment_detail(request, uid: UUID):
+    require(request.auth, "payments.read")
+    return selectors.payment_detail(viewer=request.auth, uid=uid)
+
+
+@payments.put("/{uid}", response=PaymentDetail)
+def payment_update(request, uid: UUID, payload: PaymentUpdate):
+    require(request.auth, "payments.update")
+    payment = selectors.payment_list(viewer=request.auth).get(uid=uid)
+    services.payment_update(
+        payment=payment, data=payload.dict(exclude_unset=True), actor=request.auth
+    )
+    return selectors.payment_detail(viewer=request.auth, uid=uid)
+
+
+@payments.delete("/{uid}", response={204: None})
+def payment_delete(request, uid: UUID):
+    require(request.auth, "payments.void")
+    services.payment_void(
+        payment=selectors.payment_list(viewer=request.auth).get(uid=uid), actor=request.auth
+    )
+    return Status(204, None)
+
+
+@customers.get("/{uid}/payments", response=list[PaymentList])
+@paginate
+def customer_payments(request, uid: UUID, filters: Query[PaymentFilters]):
+    require(request.auth, "payments.read")
+    customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
+    found = selectors.payment_list(viewer=request.auth).filter(customer=customer)
+    return _filter_payments(found, filters)
+
+
+@customers.post("/{uid}/payments", response={201: PaymentDetail})
+def customer_payment_create(request, uid: UUID, payload: PaymentIn):
+    require(request.auth, "payments.create")
+    customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
+    customer = services.billable_customer_or_error(customer.pk)
+    payment = _record(request, customer, payload)
+    return Status(201, selectors.payment_detail(viewer=request.auth, uid=payment.uid))
+
+
+# Dashboard -------------------------------------------------------------------
+
+
+@dashboard.get("", response=Dashboard)
+def dashboard_view(request):
+    require(request.auth, "dashboard.read")
+    return selectors.dashboard_figures()

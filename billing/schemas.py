@@ -1,0 +1,268 @@
+import ipaddress
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from django.utils import timezone
+from ninja import Field, Schema
+from pydantic import BeforeValidator, field_validator
+
+from accounts.schemas import UserList, UserLite, _valid_email
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.schemas import LocalDateTime, Money
+from core.timeutils import start_of_business_day
+
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+
+# Money in: a string or a number, two places at most, never a float inside.
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v),
+    Field(max_digits=12, decimal_places=2),
+]
+
+
+def _as_moment(value: Any) -> Any:
+    """``payment_date``: a bare date is the start of that day in the business timezone;
+    a timestamp without an offset is read in the business timezone too."""
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return start_of_business_day(date.fromisoformat(text))
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return value  # pydantic reports the bad format
+    if isinstance(value, datetime) and timezone.is_naive(value):
+        return timezone.make_aware(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return start_of_business_day(value)
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_as_moment)]
+
+
+# Packages --------------------------------------------------------------------
+
+
+class PackageBase(Schema):
+    id: int
+    uid: UUID
+    name: str
+    speed_mbps: int
+    price: Money
+    description: str
+
+
+class PackageList(PackageBase):
+    customer_count: int = 0
+
+
+class PackageDetail(PackageList):
+    created_at: LocalDateTime
+    updated_at: LocalDateTime
+
+
+class PackageWrite(Schema):
+    name: str = Field(..., min_length=1, max_length=150)
+    speed_mbps: int = Field(..., ge=1)
+    price: MoneyIn = Field(..., ge=0)
+    description: str = ""
+
+
+# Customers -------------------------------------------------------------------
+
+
+class CustomerBase(Schema):
+    id: int
+    uid: UUID
+    name: str
+    email: str
+    phone: str
+    address: str
+    nid: str
+    is_free: bool
+
+
+class CustomerList(CustomerBase):
+    package: PackageBase | None
+    connection_start_date: date | None
+    is_active: bool
+    ip_address: str
+    mac_address: str
+    username: str
+    password: str
+    connection_type: ConnectionType
+    credentials: dict[str, Any]
+    status: Status
+    balance: Money
+
+
+class CustomerDetail(CustomerList):
+    user: UserList | None
+
+
+class CustomerWrite(Schema):
+    name: str = Field(..., min_length=1, max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=20)
+    address: str = ""
+    nid: str = Field("", max_length=30)
+    is_free: bool = False
+    package_id: int
+    user_id: int | None = None
+    connection_start_date: date | None = None
+    is_active: bool = True
+    ip_address: str = Field("", max_length=45)
+    mac_address: str = Field("", max_length=17)
+    username: str = Field("", max_length=64)
+    password: str = Field("", max_length=128)
+    connection_type: ConnectionType = ConnectionType.DHCP
+    credentials: dict[str, Any] = Field(default_factory=dict)
+
+    _email = field_validator("email")(_valid_email)
+
+    @field_validator("name", "phone", "username", "nid")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value:
+            raise ValueError("This field may not be blank.")
+        return value
+
+    @field_validator("ip_address")
+    @classmethod
+    def _valid_ip(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError as error:
+                raise ValueError("Enter a valid IPv4 or IPv6 address.") from error
+        return value
+
+    @field_validator("mac_address")
+    @classmethod
+    def _valid_mac(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _MAC.match(value):
+            raise ValueError("Enter a valid MAC address (six hex pairs).")
+        return value.upper().replace("-", ":")
+
+
+class StatusToggleIn(Schema):
+    username: str = Field(..., min_length=1)
+    is_active: bool
+
+
+class TaskAccepted(Schema):
+    message: str
+    task_id: str
+
+
+# Payments --------------------------------------------------------------------
+
+
+class CollectionOut(Schema):
+    uid: UUID
+    kind: str
+    amount: Money
+    payment_method: PaymentMethod
+    transaction_id: str
+    payment_date: LocalDateTime
+    note: str
+    recorded_by: UserLite | None
+    created_at: LocalDateTime
+
+
+class PaymentBase(Schema):
+    id: int
+    uid: UUID
+    customer: CustomerBase
+    entry_by: UserLite | None
+    bill_amount: Money
+    amount: Money
+    billing_month: BillingMonth
+    billing_year: int
+    payment_method: PaymentMethod
+    paid: bool
+    transaction_id: str
+    payment_date: LocalDateTime | None
+    note: str
+    created_at: LocalDateTime
+    updated_at: LocalDateTime
+
+
+class PaymentList(PaymentBase):
+    customer_id: int
+
+
+class PaymentDetail(PaymentList):
+    collections: list[CollectionOut]
+
+    @staticmethod
+    def resolve_collections(obj) -> list:
+        return list(obj.collections.all())
+
+
+class PaymentIn(Schema):
+    """``POST /customers/{uid}/payments``: the URL names the customer."""
+
+    amount: MoneyIn = Field(..., gt=0)
+    billing_month: BillingMonth
+    billing_year: int | None = Field(None, ge=2000, le=2100)
+    payment_method: PaymentMethod
+    paid: bool = False
+    transaction_id: str = Field("", max_length=100)
+    payment_date: Moment | None = None
+    note: str = ""
+
+    @field_validator("transaction_id")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+class PaymentCreate(PaymentIn):
+    customer_id: int
+
+
+class PaymentUpdate(Schema):
+    amount: MoneyIn = Field(..., ge=0)
+    billing_month: BillingMonth
+    payment_method: PaymentMethod
+    paid: bool
+    transaction_id: str = Field("", max_length=100)
+    payment_date: Moment | None = None
+    note: str = ""
+
+    @field_validator("transaction_id")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+# Dashboard -------------------------------------------------------------------
+
+
+class Dashboard(Schema):
+    total_customers: int
+    active_customers: int
+    total_packages: int
+    total_payments: int
+    total_revenue: Money
+    pending_payments: int
+    current_month_payments: int
+    current_month: BillingMonth
+    current_year: int
+    current_month_billed: Money
+    current_month_collected: Money
+    current_month_due: Money
+    collected_by_method: dict[str, Money]

@@ -1,0 +1,19 @@
+"""Carry a connection change out on the router, retrying while it does not answer."""
+
+from celery import shared_task
+
+from billing.network import NetworkError
+from billing.services import connection_change_apply_now
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def connection_change_apply(self, change_id: int) -> bool:
+    try:
+        return connection_change_apply_now(change_id=change_id)
+    except NetworkError as error:
+        if self.request.is_eager:
+            # In-process mode must not hold a request in a retry loop; the error is
+            # recorded on the change and the customer.
+            return False
+        backoff = min(300, 5 * 2 ** self.request.retries)
+        raise self.retry(exc=error, countdown=backoff) from error
