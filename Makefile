@@ -21,6 +21,7 @@ install: $(VENV)/.installed
 run: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py demo_admin
+	DEBUG=true $(BIN)/python manage.py setup_schedules
 	@echo "Serving http://$(HOST):$(PORT)/api/v1/docs"
 	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
 

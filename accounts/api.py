@@ -18,7 +18,8 @@ from accounts.schemas import (
     UserList,
     UserWrite,
 )
-from core.enums import Status, UserKind
+from core.enums import Status as RecordStatus
+from core.enums import UserKind
 from core.listing import ordering_apply, search_filter
 from core.permissions import require
 
@@ -39,7 +40,7 @@ class UserFilters(Schema):
     search: str | None = None
     ordering: str | None = None
     kind: UserKind | None = None
-    status: Status | None = None
+    status: RecordStatus | None = None
 
 
 @router.post("/login", auth=None, response={200: TokenPair, 401: LoginError})

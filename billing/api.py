@@ -1,10 +1,12 @@
 from uuid import UUID
 
-from ninja import Query, Router, Schema, Status
+from ninja import Body, Field, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from billing import selectors, services
+from billing import bills, selectors, services
 from billing.schemas import (
+    BillGenerateAccepted,
+    BillGenerateIn,
     CustomerDetail,
     CustomerList,
     CustomerWrite,
@@ -19,6 +21,7 @@ from billing.schemas import (
     PaymentUpdate,
     StatusToggleIn,
     TaskAccepted,
+    TaskStatus,
 )
 from core.enums import BillingMonth, PaymentMethod
 from core.listing import ordering_apply, search_filter
@@ -28,6 +31,7 @@ packages = Router(tags=["packages"])
 customers = Router(tags=["customers"])
 payments = Router(tags=["payments"])
 dashboard = Router(tags=["dashboard"])
+tasks = Router(tags=["tasks"])
 
 
 class ListParams(Schema):
@@ -139,6 +143,30 @@ def customer_status_toggle(request, payload: StatusToggleIn):
     )
     state = "enabled" if payload.is_active else "disabled"
     return {"message": f"Connection of {payload.username} {state}.", "task_id": change.task_id}
+
+
+class BillGenerateParams(Schema):
+    month: BillingMonth | None = None
+    year: int | None = Field(None, ge=2000, le=2100)
+
+
+@customers.post("/bills/generate", response={202: BillGenerateAccepted})
+def bills_generate(
+    request, params: Query[BillGenerateParams], payload: BillGenerateIn | None = Body(None)
+):
+    require(request.auth, "bills.generate")
+    run = bills.bill_run_start(
+        requested_by=request.auth,
+        year=params.year,
+        month=params.month,
+        customer_ids=payload.customer_ids if payload else None,
+    )
+    return Status(202, {
+        "message": f"Bill generation for {run.billing_month} {run.billing_year} started.",
+        "task_id": run.task_id,
+        "billing_month": run.billing_month,
+        "billing_year": run.billing_year,
+    })
 
 
 @customers.get("/{uid}", response=CustomerDetail)
@@ -282,3 +310,12 @@ def customer_payment_create(request, uid: UUID, payload: PaymentIn):
 def dashboard_view(request):
     require(request.auth, "dashboard.read")
     return selectors.dashboard_figures()
+
+
+# Tasks -----------------------------------------------------------------------
+
+
+@tasks.get("/{task_id}", response=TaskStatus)
+def task_status(request, task_id: str):
+    require(request.auth, "tasks.read")
+    return selectors.task_status(task_id)

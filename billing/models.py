@@ -177,10 +177,13 @@ class Collection(models.Model):
     class Kind(models.TextChoices):
         COLLECTION = "COLLECTION"
         ADJUSTMENT = "ADJUSTMENT"
+        # Surplus moved between a customer's records (and their balance) by reconciliation.
+        CREDIT_IN = "CREDIT_IN"
+        CREDIT_OUT = "CREDIT_OUT"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="collections")
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COLLECTION)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.COLLECTION)
     amount = money_field()
     payment_method = models.CharField(max_length=20, choices=PaymentMethod.choices)
     transaction_id = models.CharField(max_length=100, blank=True, default="")
@@ -247,3 +250,146 @@ class ConnectionChange(models.Model):
 
     def __str__(self) -> str:
         return f"{'enable' if self.enable else 'disable'} {self.customer} ({self.reason})"
+
+
+class BillRun(models.Model):
+    """One bill generation for a month: who asked, for whom, how far it got, and a health
+    check of the result."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        SUCCESS = "SUCCESS"
+        FAILED = "FAILED"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task_id = models.CharField(max_length=64, unique=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    billing_year = models.PositiveSmallIntegerField()
+    billing_month = models.CharField(max_length=9, choices=BillingMonth.choices)
+    customer_ids = models.JSONField(
+        null=True, blank=True, help_text="The customers this run is limited to; empty: all."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    enqueued = models.BooleanField(
+        default=False, help_text="The broker accepted the run's first task."
+    )
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    billable_count = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    missing_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Billable customers still without a record (must be 0)."
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Bill run {self.billing_month} {self.billing_year} ({self.state})"
+
+
+class BillRunChunk(models.Model):
+    """A slice of a run's customers (by id range); done once, whatever redelivers it."""
+
+    run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_customer_id = models.BigIntegerField()
+    last_customer_id = models.BigIntegerField()
+    created_count = models.PositiveIntegerField(default=0)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="bill_run_chunk_unique"),
+        ]
+
+
+class ReconciliationRun(models.Model):
+    """A check of every record against its ledger, and the credit it carried forward."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING"
+        RUNNING = "RUNNING"
+        SUCCESS = "SUCCESS"
+        FAILED = "FAILED"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task_id = models.CharField(max_length=64, unique=True)
+    trigger = models.CharField(max_length=40, default="NIGHTLY")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    checked_count = models.PositiveIntegerField(default=0)
+    fixed_count = models.PositiveIntegerField(default=0)
+    credits_moved = models.PositiveIntegerField(default=0)
+    credit_amount = money_field(default=ZERO)
+    discrepancies = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class Notification(models.Model):
+    """The outbox: written with the event it reports, sent later by the dispatcher."""
+
+    class Event(models.TextChoices):
+        BILL_ISSUED = "BILL_ISSUED"
+        PAYMENT_RECEIVED = "PAYMENT_RECEIVED"
+        DUE_REMINDER = "DUE_REMINDER"
+        SUSPENDED = "SUSPENDED"
+
+    class Channel(models.TextChoices):
+        SMS = "SMS"
+        EMAIL = "EMAIL"
+
+    class State(models.TextChoices):
+        PENDING = "PENDING"
+        SENDING = "SENDING"
+        SENT = "SENT"
+        FAILED = "FAILED"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notifications")
+    payment = models.ForeignKey(
+        Payment, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    event = models.CharField(max_length=20, choices=Event.choices)
+    event_key = models.CharField(
+        max_length=120, help_text="What happened, once: e.g. bill:<payment id>."
+    )
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_key", "channel"], name="notification_once_per_event_channel"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state__in=["PENDING", "SENDING"]),
+                name="notification_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.customer} by {self.channel} ({self.state})"

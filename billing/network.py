@@ -51,7 +51,10 @@ class MikroTikBackend:
             raise NetworkError(f"router unreachable: {error}") from error
         if response.status_code >= 400:
             raise NetworkError(f"router answered {response.status_code}: {response.text[:200]}")
-        return response.json() if response.content else None
+        try:
+            return response.json() if response.content else None
+        except ValueError as error:
+            raise NetworkError(f"router answered something that is not JSON: {error}") from error
 
     def set_enabled(self, *, username: str, enabled: bool) -> None:
         secrets = self._call("GET", "/ppp/secret", params={"name": username}) or []

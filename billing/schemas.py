@@ -266,3 +266,24 @@ class Dashboard(Schema):
     current_month_collected: Money
     current_month_due: Money
     collected_by_method: dict[str, Money]
+
+
+# Bill runs and tasks ---------------------------------------------------------
+
+
+class BillGenerateIn(Schema):
+    customer_ids: list[int] | None = None
+
+
+class BillGenerateAccepted(Schema):
+    message: str
+    task_id: str
+    billing_month: BillingMonth
+    billing_year: int
+
+
+class TaskStatus(Schema):
+    task_id: str
+    status: str
+    result: Any = None
+    progress: dict[str, Any] | None = None

@@ -11,8 +11,11 @@ from core.timeutils import business_month
 
 
 def package_list() -> QuerySet[Package]:
-    return Package.objects.exclude(status=Status.REMOVED).annotate(
-        customer_count=Count("customers", filter=~Q(customers__status=Status.REMOVED))
+    # Meta.ordering is dropped from GROUP BY queries: newest first is asked for explicitly.
+    return (
+        Package.objects.exclude(status=Status.REMOVED)
+        .annotate(customer_count=Count("customers", filter=~Q(customers__status=Status.REMOVED)))
+        .order_by(*Package._meta.ordering)
     )
 
 
@@ -82,3 +85,52 @@ def dashboard_figures() -> dict:
             method: by_method.get(method, Decimal("0")) for method in PaymentMethod.values
         },
     }
+
+
+def task_status(task_id: str) -> dict:
+    """A task's state, from the record it works on when there is one, else Celery's
+    result backend. Unknown ids are PENDING, as Celery reports them."""
+    from django_celery_results.models import TaskResult
+
+    from billing.bills import bill_run_progress, bill_run_result
+    from billing.models import BillRun, ConnectionChange, ReconciliationRun
+    from billing.reconciliation import reconciliation_result
+
+    run = BillRun.objects.filter(task_id=task_id).first()
+    if run is not None:
+        return {"task_id": task_id, "status": _celery_state(run.state, run.started_at),
+                "result": bill_run_result(run), "progress": bill_run_progress(run)}
+    reconciliation = ReconciliationRun.objects.filter(task_id=task_id).first()
+    if reconciliation is not None:
+        return {"task_id": task_id, "status": _celery_state(reconciliation.state, True),
+                "result": reconciliation_result(reconciliation), "progress": None}
+    change = ConnectionChange.objects.filter(task_id=task_id).first()
+    if change is not None:
+        state = "SUCCESS" if change.confirmed_at else ("RETRY" if change.last_error else "PENDING")
+        return {"task_id": task_id, "status": state, "progress": None, "result": {
+            "username": change.customer.username, "enable": change.enable,
+            "confirmed_at": change.confirmed_at.isoformat() if change.confirmed_at else None,
+            "attempts": change.attempts, "superseded": change.superseded,
+            "last_error": change.last_error}}
+    stored = TaskResult.objects.filter(task_id=task_id).first()
+    if stored is None:
+        raise TaskResult.DoesNotExist
+    return {"task_id": task_id, "status": stored.status, "result": _json_or_text(stored.result),
+            "progress": None}
+
+
+def _celery_state(state: str, started) -> str:
+    if state == "RUNNING":
+        return "STARTED"
+    if state == "FAILED":
+        return "FAILURE"
+    return state
+
+
+def _json_or_text(value):
+    import json
+
+    try:
+        return json.loads(value) if value else None
+    except (TypeError, ValueError):
+        return value

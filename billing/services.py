@@ -13,9 +13,19 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import ZERO, Collection, ConnectionChange, Customer, Package, Payment
+from billing.models import (
+    ZERO,
+    Collection,
+    ConnectionChange,
+    Customer,
+    Notification,
+    Package,
+    Payment,
+)
+from billing.notifications import notify
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, UserKind
 from core.errors import ApiError, FieldErrors, field_error
+from core.queue import publish, publish_on_commit
 from core.timeutils import business_month
 
 # Packages --------------------------------------------------------------------
@@ -203,9 +213,7 @@ def connection_change_request(
         requested_by=requested_by,
         task_id=str(uuid.uuid4()),
     )
-    transaction.on_commit(
-        lambda: connection_change_apply.apply_async(args=[change.pk], task_id=change.task_id)
-    )
+    publish_on_commit(connection_change_apply, args=[change.pk], task_id=change.task_id)
     return change
 
 
@@ -235,10 +243,23 @@ def connection_change_apply_now(*, change_id: int) -> bool:
     return True
 
 
+def connection_changes_resend(*, stale_seconds: int = 60) -> int:
+    """Send again every change the router has not confirmed (lost messages, long outages)."""
+    from tasks.network import connection_change_apply
+
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_seconds)
+    pending = ConnectionChange.objects.filter(
+        confirmed_at__isnull=True, superseded=False, created_at__lt=cutoff
+    ).values_list("pk", "task_id")
+    return sum(
+        publish(connection_change_apply, args=[pk], task_id=task_id) for pk, task_id in pending
+    )
+
+
 # Payments --------------------------------------------------------------------
 
 
-def _settle(payment: Payment) -> None:
+def payment_settle(payment: Payment) -> None:
     """Recompute ``amount`` from the ledger and ``paid`` from the rule."""
     total = payment.collections.filter(voided_at__isnull=True).aggregate(total=Sum("amount"))
     payment.amount = total["total"] or ZERO
@@ -256,7 +277,8 @@ def _trxid_taken(method: str, transaction_id: str, exclude_payment: Payment | No
     return lines.exists()
 
 
-def _reactivate_if_settled(payment: Payment, actor: User | None) -> None:
+def customer_reactivate_if_settled(payment: Payment, actor: User | None) -> None:
+    """A customer switched off is switched on again once a record of theirs is paid."""
     customer = payment.customer
     if payment.paid and not customer.is_active and customer.status != Status.REMOVED:
         Customer.objects.filter(pk=customer.pk).update(is_active=True, updated_at=timezone.now())
@@ -319,7 +341,7 @@ def payment_record(
         moment = payment_date or timezone.now()
         try:
             with transaction.atomic():
-                Collection.objects.create(
+                collection = Collection.objects.create(
                     payment=payment,
                     amount=amount,
                     payment_method=payment_method,
@@ -339,10 +361,16 @@ def payment_record(
             payment.note = note
         payment.entry_by = entered_by
         payment.waived = payment.waived or mark_paid
-        _settle(payment)
+        payment_settle(payment)
         payment.save()
         payment.customer = customer
-        _reactivate_if_settled(payment, entered_by)
+        customer_reactivate_if_settled(payment, entered_by)
+        notify(
+            customer=customer,
+            event=Notification.Event.PAYMENT_RECEIVED,
+            key=f"collection:{collection.pk}",
+            payment=payment,
+        )
     return payment
 
 
@@ -395,13 +423,13 @@ def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Pa
                 payment.note = data.get("note", payment.note)
                 if "paid" in data:
                     payment.waived = data["paid"]
-                _settle(payment)
+                payment_settle(payment)
                 payment.save()
         except IntegrityError as error:
             raise field_error(
                 "transaction_id", "This transaction ID has already been recorded."
             ) from error
-        _reactivate_if_settled(payment, actor)
+        customer_reactivate_if_settled(payment, actor)
     return payment
 
 

@@ -3,8 +3,9 @@
 Django's PBKDF2 check costs about 0.3 s, which would hold a Basic client to a
 few requests a second. A verified Basic credential is therefore remembered in
 the cache, keyed by a keyed hash of the credential (never the password), and
-the verdict only stands while the user is active and their password hash is the
-one that was verified; it expires after ``BASIC_AUTH_CACHE_SECONDS``.
+the verdict only stands while the user is active, the login still names them
+(phone and email can change) and their password hash is the one that was
+verified; it expires after ``BASIC_AUTH_CACHE_SECONDS``.
 """
 
 import hashlib
@@ -15,7 +16,7 @@ from django.core.cache import cache
 from ninja.security import HttpBasicAuth, HttpBearer
 
 from accounts.models import User
-from accounts.selectors import user_by_login
+from accounts.selectors import is_login_of, user_by_login
 from accounts.tokens import InvalidToken, password_fingerprint, token_user
 
 _BASIC_CACHE_PREFIX = "auth:basic:"
@@ -50,7 +51,7 @@ def _credential_key(login: str, password: str) -> str:
 
 def basic_credentials_user(*, login: str, password: str) -> User | None:
     """The active user these credentials belong to, verifying the password at most once
-    per ``BASIC_AUTH_CACHE_SECONDS`` for as long as the password stays the same."""
+    per ``BASIC_AUTH_CACHE_SECONDS`` for as long as the login and password stay the same."""
     key = _credential_key(login, password)
     remembered = cache.get(key)
     if remembered is not None:
@@ -59,6 +60,7 @@ def basic_credentials_user(*, login: str, password: str) -> User | None:
         if (
             user is not None
             and user.is_active
+            and is_login_of(user, login)
             and hmac.compare_digest(fingerprint, password_fingerprint(user))
         ):
             return user

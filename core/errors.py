@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
@@ -194,6 +195,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ObjectDoesNotExist)
     def object_not_found(request, exc):
         return _respond(api, request, {"detail": "Not found."}, 404)
+
+    @api.exception_handler(DataError)
+    def data_error(request, exc: DataError):
+        # A value the database refuses to store or compare: a NUL character in a
+        # string, a number out of a column's range. The client sent it.
+        logger.info("Refused value on %s %s: %s", request.method, request.path, exc)
+        body = {NON_FIELD_ERRORS: ["The request contains a value that cannot be stored."]}
+        return _respond(api, request, body, 400)
 
     @api.exception_handler(Exception)
     def unexpected(request, exc: Exception):

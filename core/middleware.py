@@ -1,6 +1,7 @@
 import orjson
 from django.conf import settings
 from django.http import HttpResponse
+from django.urls import is_valid_path
 
 API_PREFIX = "/api/"
 
@@ -10,6 +11,9 @@ class ApiConventionsMiddleware:
 
     - A path with a trailing slash is answered as the canonical path without
       it, for every method (POST included) and without a redirect.
+    - A path that names nothing is 404 here, before Django's ``APPEND_SLASH``
+      can redirect it (the API root exists only as ``/api/v1/``, so stripping
+      its slash would otherwise redirect back to it, forever).
     - Django's bare 404 and 405 answers under ``/api/`` get a JSON ``detail``.
     """
 
@@ -21,6 +25,9 @@ class ApiConventionsMiddleware:
             return self.get_response(request)
         if len(request.path_info) > len(API_PREFIX) and request.path_info.endswith("/"):
             request.path_info = request.path_info.rstrip("/")
+            request.path = request.path.rstrip("/")  # so links built from it are canonical
+        if not is_valid_path(request.path_info, getattr(request, "urlconf", None)):
+            return json_handler404(request)
         response = self.get_response(request)
         if response.status_code in (404, 405) and not _is_json(response):
             response = _json_error(response, request.method)

@@ -8,4 +8,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
 
 app = Celery("isp_billing")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("tasks.network",)
+app.conf.imports = (
+    "tasks.bills",
+    "tasks.dunning",
+    "tasks.network",
+    "tasks.notifications",
+    "tasks.reconciliation",
+)

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from billing.network import NetworkError
 from billing.services import connection_change_apply_now
+from tasks.base import RETRY_TRANSIENT
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
@@ -17,3 +18,10 @@ def connection_change_apply(self, change_id: int) -> bool:
             return False
         backoff = min(300, 5 * 2 ** self.request.retries)
         raise self.retry(exc=error, countdown=backoff) from error
+
+
+@shared_task(**RETRY_TRANSIENT)
+def connection_changes_resend() -> int:
+    from billing.services import connection_changes_resend as resend
+
+    return resend()

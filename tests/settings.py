@@ -28,7 +28,7 @@ if CI and not (
 ):
     raise RuntimeError("CI=true needs PostgreSQL and Redis: .ci/run starts them.")
 
-os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-long-enough-for-hs256")
 # Unit tests run tasks in-process; the real-worker tests switch this off themselves.
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 
@@ -36,5 +36,7 @@ from core.settings import *  # noqa: E402,F403
 
 # Hashing speed is not under test (the Basic-auth cache test counts checks instead).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-if REDIS_URL:  # noqa: F405
-    CACHES["default"]["KEY_PREFIX"] = "isp-test"  # noqa: F405
+# Per-process cache and database, so that test runs on one machine never meet.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_isp_billing_{os.getpid()}"}  # noqa: F405

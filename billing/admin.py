@@ -1,0 +1,104 @@
+"""The operators' back office: search and filters everywhere, the ledger read-only,
+payment records voided rather than deleted."""
+
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from billing.models import Collection, ConnectionChange, Customer, Package, Payment
+
+
+@admin.register(Package)
+class PackageAdmin(admin.ModelAdmin):
+    list_display = ["name", "speed_mbps", "price", "status", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["uid", "created_at", "updated_at"]
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "phone", "username", "package", "connection_type", "is_active", "is_free",
+        "status", "network_confirmed_at",
+    ]
+    list_filter = ["status", "is_active", "is_free", "connection_type", "package"]
+    search_fields = ["name", "phone", "email", "username", "nid", "ip_address"]
+    list_select_related = ["package"]
+    raw_id_fields = ["user"]
+    readonly_fields = [
+        "uid", "created_at", "updated_at", "balance",
+        "network_confirmed_at", "network_confirmed_active", "network_last_error",
+    ]
+
+
+class CollectionInline(admin.TabularInline):
+    model = Collection
+    extra = 0
+    can_delete = False
+    fields = ["kind", "amount", "payment_method", "transaction_id", "payment_date",
+              "recorded_by", "created_at", "voided_at", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = ["customer", "billing_month", "billing_year", "bill_amount", "amount",
+                    "paid", "payment_method", "transaction_id", "voided_at"]
+    list_filter = ["paid", "billing_year", "billing_month", "payment_method",
+                   ("voided_at", admin.EmptyFieldListFilter)]
+    search_fields = ["customer__name", "customer__phone", "transaction_id"]
+    list_select_related = ["customer", "entry_by"]
+    raw_id_fields = ["customer", "entry_by", "voided_by"]
+    # Money moves only through the API's services, which keep the ledger.
+    readonly_fields = ["uid", "amount", "paid", "bill_amount", "voided_at", "voided_by",
+                       "created_at", "updated_at"]
+    inlines = [CollectionInline]
+    actions = ["void_selected"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Void the selected payment records")
+    def void_selected(self, request, queryset):
+        from billing.services import payment_void
+
+        count = 0
+        for payment in queryset.filter(voided_at__isnull=True):
+            payment_void(payment=payment, actor=request.user)
+            count += 1
+        self.message_user(request, f"Voided {count} record(s) at {timezone.localtime():%H:%M}.",
+                          messages.SUCCESS)
+
+
+@admin.register(Collection)
+class CollectionAdmin(admin.ModelAdmin):
+    list_display = ["payment", "kind", "amount", "payment_method", "transaction_id",
+                    "payment_date", "recorded_by", "voided_at"]
+    list_filter = ["kind", "payment_method"]
+    search_fields = ["transaction_id", "payment__customer__name"]
+    list_select_related = ["payment__customer", "recorded_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConnectionChange)
+class ConnectionChangeAdmin(admin.ModelAdmin):
+    list_display = ["customer", "enable", "reason", "created_at", "attempts", "confirmed_at",
+                    "superseded", "last_error"]
+    list_filter = ["enable", "reason", "superseded", ("confirmed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["customer__name", "customer__username", "task_id"]
+    list_select_related = ["customer"]
+    readonly_fields = [f.name for f in ConnectionChange._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

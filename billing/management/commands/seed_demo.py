@@ -1,0 +1,459 @@
+"""``manage.py seed_demo --customers N --months M``: a large, valid demo data set, fast.
+
+What it writes, in batches of ``--batch`` customers:
+
+- ``--packages`` packages named "Demo <speed> Mbps", priced from 500.00 to 2500.00
+  (reused when they already exist, e.g. with ``--append``);
+- N customers with unique phones ``017xxxxxxxx``, e-mails and PPPoE usernames, a mix
+  of connection types that passes the API's rules (PPPoE: username and password;
+  STATIC: an IP address; DHCP: neither);
+- for every customer that is not free, one payment record for each of the last M
+  business months (the current one included), billed at the package price. A
+  share ``--paid-ratio`` of them is paid in full through one COLLECTION ledger line,
+  so ``Payment.amount`` is the sum of its collections, with a transaction ID unique
+  per method (none for CASH, as at the counter); the others are unpaid, amount 0;
+- the ADMIN user 01900000000 for benchmarks; its password is printed.
+
+Refuses to run when customers already exist, unless ``--append`` (new customers then
+get phone numbers above the highest demo phone). Everything is written in one
+transaction: an interrupted run leaves nothing behind.
+
+Speed: Django's ``bulk_create`` costs ~0.2 ms of Python per row here (building model
+instances, preparing every value, compiling a statement of 100,000 parameters), which
+made 100,000 customers x 3 months (~610,000 rows) take about five minutes. The rows
+are therefore built as plain tuples over each model's concrete fields (defaults taken
+from the model, so a new field with a default needs no change here) and written per
+batch with ``COPY ... FROM STDIN`` on PostgreSQL, or one ``executemany`` INSERT on
+other databases (SQLite), after reserving their ids. Timestamps are set explicitly:
+customers were created when their connection started, a month's bills at its start,
+collections when paid, as in a real history (so the ``created_at`` order is not the
+id order). No signal is sent and ``save()`` is not called, as with ``bulk_create``.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import secrets
+import sys
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection, models, transaction
+from django.db.models import Max
+from django.utils import timezone
+from tqdm import tqdm
+
+from accounts.models import User
+from billing.models import Collection, Customer, Package, Payment
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, UserKind
+from core.timeutils import business_month, start_of_business_day
+
+ADMIN_PHONE = "01900000000"
+PHONE_PREFIX = "017"
+PHONE_DIGITS = 8  # after the prefix: 017 + 8 digits = 11 digits
+MIN_PRICE = Decimal("500.00")
+MAX_PRICE = Decimal("2500.00")
+
+FIRST_NAMES = (
+    "Abdul", "Afsana", "Anisur", "Ayesha", "Farhana", "Habib", "Jamal", "Karim", "Laila",
+    "Mahmud", "Meherun", "Nasrin", "Nusrat", "Rafiq", "Rahim", "Rashed", "Rumana", "Sabina",
+    "Shahid", "Sharmin", "Sohel", "Tahmina", "Tanvir", "Zahid",
+)
+LAST_NAMES = (
+    "Ahmed", "Akter", "Alam", "Begum", "Chowdhury", "Das", "Hasan", "Hossain", "Islam",
+    "Kabir", "Khan", "Mia", "Rahman", "Roy", "Sarkar", "Siddique", "Talukder", "Uddin",
+)
+AREAS = (
+    "Dhanmondi", "Gulshan", "Mirpur", "Mohammadpur", "Uttara", "Banani", "Badda", "Motijheel",
+    "Rampura", "Khilgaon", "Bashundhara", "Lalbagh",
+)
+# (value, weight): most ISP customers dial PPPoE; bKash and cash dominate collections.
+CONNECTION_MIX = (
+    (ConnectionType.PPPOE.value, 60),
+    (ConnectionType.DHCP.value, 25),
+    (ConnectionType.STATIC.value, 15),
+)
+METHOD_MIX = (
+    (PaymentMethod.BKASH.value, 35),
+    (PaymentMethod.CASH.value, 25),
+    (PaymentMethod.NAGAD.value, 15),
+    (PaymentMethod.ROCKET.value, 8),
+    (PaymentMethod.BANK_TRANSFER.value, 7),
+    (PaymentMethod.ONLINE_PAYMENT.value, 5),
+    (PaymentMethod.MOBILE_BANKING.value, 5),
+)
+ACTIVE_RATIO = 0.93
+
+
+def last_business_months(count: int) -> list[tuple[int, BillingMonth]]:
+    """The last ``count`` business months, oldest first, the current one last."""
+    year, month = business_month()
+    number = month.number
+    months = []
+    for _ in range(count):
+        months.append((year, BillingMonth.from_number(number)))
+        number -= 1
+        if number == 0:
+            year, number = year - 1, 12
+    return months[::-1]
+
+
+def package_specs(count: int) -> list[tuple[str, int, Decimal]]:
+    """(name, speed, price) of ``count`` packages, prices spread over 500.00–2500.00
+    in steps of 50."""
+    specs = []
+    for i in range(count):
+        share = Decimal(i) / Decimal(count - 1) if count > 1 else Decimal(0)
+        price = MIN_PRICE + ((MAX_PRICE - MIN_PRICE) * share / 50).quantize(Decimal(1)) * 50
+        speed = 10 * (i + 1)
+        specs.append((f"Demo {speed} Mbps", speed, price.quantize(Decimal("0.01"))))
+    return specs
+
+
+def _plain(value):
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+class _Table:
+    """Writes rows of one model, given as {attname: value}, straight to its table."""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.table = model._meta.db_table
+        self.postgres = connection.vendor == "postgresql"
+        self.constant, self.computed = {}, []
+        for field in self.fields:
+            if field.has_default() and callable(field.default):
+                self.computed.append(field)
+            else:
+                self.constant[field.attname] = _plain(field.get_default())
+        self._next_id: int | None = None
+
+    def reserve_ids(self, count: int) -> list[int]:
+        """``count`` new primary keys: from the table's sequence on PostgreSQL, above
+        the highest id elsewhere (the seeding transaction holds SQLite's write lock)."""
+        if count == 0:
+            return []
+        with connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+                    "FROM generate_series(1, %s)",
+                    [connection.ops.quote_name(self.table), count],
+                )
+                return [row[0] for row in cursor.fetchall()]
+            if self._next_id is None:
+                self._next_id = (self.model.objects.aggregate(m=Max("pk"))["m"] or 0) + 1
+            first, self._next_id = self._next_id, self._next_id + count
+            return list(range(first, first + count))
+
+    def write(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        quote = connection.ops.quote_name
+        # Rows without ids get them from the database (no one needs to know them).
+        fields = [f for f in self.fields if not (f.primary_key and f.attname not in rows[0])]
+        computed = [f for f in self.computed if f in fields]
+        columns = ", ".join(quote(f.column) for f in fields)
+        values = []
+        for row in rows:
+            for field in computed:
+                if field.attname not in row:
+                    row[field.attname] = _plain(field.get_default())
+            values.append(tuple(row.get(f.attname, self.constant.get(f.attname)) for f in fields))
+        with connection.cursor() as cursor:
+            if self.postgres:
+                json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+                raw = cursor.cursor  # the psycopg cursor, in Django's transaction
+                with raw.copy(f"COPY {quote(self.table)} ({columns}) FROM STDIN") as copy:
+                    for value in values:
+                        if json_at:
+                            value = list(value)
+                            for i in json_at:
+                                value[i] = fields[i].get_db_prep_save(value[i], connection)
+                        copy.write_row(value)
+            else:
+                prepared = [
+                    [f.get_db_prep_save(v, connection) for f, v in zip(fields, value, strict=True)]
+                    for value in values
+                ]
+                marks = ", ".join(["%s"] * len(fields))
+                cursor.executemany(
+                    f"INSERT INTO {quote(self.table)} ({columns}) VALUES ({marks})", prepared
+                )
+
+
+def _weighted(rng: random.Random, mix) -> str:
+    values, weights = zip(*mix, strict=True)
+    return rng.choices(values, weights=weights)[0]
+
+
+class Command(BaseCommand):
+    help = "Seed packages, customers, monthly payment records and their ledger, fast."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--customers", type=int, required=True, help="customers to create")
+        parser.add_argument(
+            "--months", type=int, required=True,
+            help="payment records per customer: the last M business months",
+        )
+        parser.add_argument("--packages", type=int, default=8, help="packages (default 8)")
+        parser.add_argument(
+            "--paid-ratio", type=float, default=0.7, help="share of records paid (default 0.7)"
+        )
+        parser.add_argument(
+            "--free-ratio", type=float, default=0.0,
+            help="share of free customers, who get no payment records (default 0)",
+        )
+        parser.add_argument(
+            "--batch", type=int, default=5000, help="customers per batch (default 5000)"
+        )
+        parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+        parser.add_argument(
+            "--append", action="store_true", help="add to existing customers instead of refusing"
+        )
+        parser.add_argument(
+            "--admin-password",
+            default=None,
+            help="password of the ADMIN user 01900000000 (default: random when the user is "
+            "created, unchanged when it exists)",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **options):
+        customers = options["customers"]
+        months = options["months"]
+        if customers < 0:
+            raise CommandError("--customers must be 0 or more.")
+        if not 0 <= months <= 120:
+            raise CommandError("--months must be between 0 and 120.")
+        if not 1 <= options["packages"] <= 100:
+            raise CommandError("--packages must be between 1 and 100.")
+        for name in ("paid_ratio", "free_ratio"):
+            if not 0.0 <= options[name] <= 1.0:
+                raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 1.")
+        if not 1 <= options["batch"] <= 100_000:
+            raise CommandError("--batch must be between 1 and 100000.")
+
+        started = time.monotonic()
+        with transaction.atomic():
+            existing = Customer.objects.count()
+            if existing and not options["append"]:
+                raise CommandError(
+                    f"There are already {existing} customers; pass --append to add more."
+                )
+            admin, password_note = self._admin(options["admin_password"])
+            packages, created_packages = self._packages(options["packages"])
+            totals = self._seed(
+                customers=customers,
+                months=last_business_months(months),
+                packages=packages,
+                admin=admin,
+                options=options,
+            )
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:  # fresh planner statistics
+                    for model in (Package, Customer, Payment, Collection):
+                        cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+        elapsed = time.monotonic() - started
+
+        self.stdout.write(
+            f"Packages: {created_packages} created, {len(packages) - created_packages} reused.\n"
+            f"Customers: {totals['customers']} created"
+            f" (phones {totals['first_phone']}..{totals['last_phone']}).\n"
+            f"Payment records: {totals['payments']} ({totals['paid']} paid, "
+            f"{totals['payments'] - totals['paid']} unpaid) for {months} month(s).\n"
+            f"Collections: {totals['paid']}.\n"
+            f"Seeded in {elapsed:.1f} s.\n"
+            f"Benchmark administrator (ADMIN): phone {ADMIN_PHONE} / password {password_note}"
+        )
+
+    # Parts -------------------------------------------------------------------
+
+    def _admin(self, password: str | None) -> tuple[User, str]:
+        user = User.objects.filter(phone=ADMIN_PHONE).first()
+        if user is None:
+            password = password or secrets.token_urlsafe(12)
+            user = User.objects.create_user(
+                phone=ADMIN_PHONE, password=password, kind=UserKind.ADMIN,
+                first_name="Bench", last_name="Admin",
+            )
+            return user, password
+        changed = []
+        if user.kind != UserKind.ADMIN or user.status != Status.ACTIVE:
+            user.kind, user.status = UserKind.ADMIN, Status.ACTIVE
+            changed += ["kind", "status"]
+        if password:
+            user.set_password(password)
+            changed.append("password")
+        if changed:
+            user.save(update_fields=[*changed, "updated_at"])
+        return user, password or "(user already there, password unchanged)"
+
+    def _packages(self, count: int) -> tuple[list[Package], int]:
+        live = {p.name.lower(): p for p in Package.objects.exclude(status=Status.REMOVED)}
+        packages, new = [], []
+        for name, speed, price in package_specs(count):
+            package = live.get(name.lower())
+            if package is None:
+                package = Package(
+                    name=name, speed_mbps=speed, price=price,
+                    description=f"Demo package: {speed} Mbps, unlimited data.",
+                )
+                new.append(package)
+            packages.append(package)
+        for package in new:  # a handful: save() keeps every model rule
+            package.save()
+        return packages, len(new)
+
+    def _first_index(self) -> int:
+        """One above the highest demo phone number already used (removed customers too)."""
+        pattern = rf"^{PHONE_PREFIX}[0-9]{{{PHONE_DIGITS}}}$"
+        highest = Customer.objects.filter(phone__regex=pattern).aggregate(m=Max("phone"))["m"]
+        return int(highest[len(PHONE_PREFIX) :]) + 1 if highest else 1
+
+    def _seed(self, *, customers, months, packages, admin, options) -> dict:
+        rng = random.Random(options["seed"])
+        batch = options["batch"]
+        paid_ratio, free_ratio = options["paid_ratio"], options["free_ratio"]
+        first = self._first_index()
+        if first + customers - 1 >= 10**PHONE_DIGITS:
+            raise CommandError("Out of demo phone numbers.")
+        now = timezone.now()
+        month_starts = [
+            (year, month.value, start_of_business_day(date(year, month.number, 1)))
+            for year, month in months
+        ]
+        oldest = month_starts[0][2] if month_starts else now
+        tables = {model: _Table(model) for model in (Customer, Payment, Collection)}
+        totals = {"customers": 0, "payments": 0, "paid": 0}
+        progress = tqdm(
+            total=customers,
+            unit="customer",
+            desc="seed_demo",
+            file=sys.stderr,
+            disable=options["no_progress"] or options["verbosity"] == 0,
+        )
+        try:
+            for start in range(first, first + customers, batch):
+                indexes = range(start, min(start + batch, first + customers))
+                customer_rows = [
+                    self._customer(rng, index, packages, oldest, now, free_ratio)
+                    for index in indexes
+                ]
+                for row, pk in zip(
+                    customer_rows, tables[Customer].reserve_ids(len(customer_rows)), strict=True
+                ):
+                    row["id"] = pk
+                payment_rows, collection_rows = [], []
+                for customer in customer_rows:
+                    if customer["is_free"]:
+                        continue
+                    for year, month, month_start in month_starts:
+                        payment = self._payment(rng, customer, year, month, month_start, now)
+                        if rng.random() < paid_ratio:
+                            collection_rows.append(self._pay(rng, payment, now, admin))
+                        payment_rows.append(payment)
+                for row, pk in zip(
+                    payment_rows, tables[Payment].reserve_ids(len(payment_rows)), strict=True
+                ):
+                    row["id"] = pk
+                for row in collection_rows:
+                    row["payment_id"] = row.pop("payment")["id"]
+                tables[Customer].write(customer_rows)
+                tables[Payment].write(payment_rows)
+                tables[Collection].write(collection_rows)
+                totals["customers"] += len(customer_rows)
+                totals["payments"] += len(payment_rows)
+                totals["paid"] += len(collection_rows)
+                progress.update(len(customer_rows))
+        finally:
+            progress.close()
+        totals["first_phone"] = self._phone(first) if customers else "-"
+        totals["last_phone"] = self._phone(first + customers - 1) if customers else "-"
+        return totals
+
+    @staticmethod
+    def _phone(index: int) -> str:
+        return f"{PHONE_PREFIX}{index:0{PHONE_DIGITS}d}"
+
+    def _customer(self, rng, index, packages, oldest: datetime, now, free_ratio) -> dict:
+        kind = _weighted(rng, CONNECTION_MIX)
+        package = rng.choice(packages)
+        # Connected some time in the ~3 years before the oldest billed month.
+        created = oldest - timedelta(minutes=rng.randint(60, 3 * 365 * 24 * 60))
+        row = {
+            "uid": uuid.uuid4(),
+            "created_at": created,
+            "updated_at": created,
+            "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+            "email": f"customer{index:0{PHONE_DIGITS}d}@example.com",
+            "phone": self._phone(index),
+            "address": f"House {rng.randint(1, 200)}, Road {rng.randint(1, 40)}, "
+            f"{rng.choice(AREAS)}, Dhaka",
+            "nid": str(rng.randrange(10**12, 10**13)),
+            "is_free": rng.random() < free_ratio,
+            "package_id": package.pk,
+            "connection_start_date": timezone.localdate(created),
+            "is_active": rng.random() < ACTIVE_RATIO,
+            "mac_address": "02:" + ":".join(f"{(index >> s) & 0xFF:02X}" for s in (32, 24, 16, 8, 0)),
+            "connection_type": kind,
+            "credentials": {},
+            "_price": package.price,
+        }
+        if kind == ConnectionType.PPPOE:
+            row["username"] = f"pppoe{index:0{PHONE_DIGITS}d}"
+            row["password"] = secrets.token_hex(6)
+        elif kind == ConnectionType.STATIC:
+            row["ip_address"] = f"10.{(index >> 16) & 0xFF}.{(index >> 8) & 0xFF}.{index & 0xFF}"
+        return row
+
+    @staticmethod
+    def _payment(rng, customer, year, month, month_start: datetime, now) -> dict:
+        # The month's bills are generated in its first three days.
+        created = min(month_start + timedelta(seconds=rng.randint(0, 3 * 86400)), now)
+        return {
+            "uid": uuid.uuid4(),
+            "created_at": created,
+            "updated_at": created,
+            "customer_id": customer["id"],
+            "billing_year": year,
+            "billing_month": month,
+            "bill_amount": customer["_price"],
+            "amount": Decimal("0.00"),
+            "paid": False,
+        }
+
+    @staticmethod
+    def _pay(rng, payment: dict, now, admin) -> dict:
+        """Pay ``payment`` in full; the ledger line that says so."""
+        method = _weighted(rng, METHOD_MIX)
+        moment = min(payment["created_at"] + timedelta(minutes=rng.randint(10, 27 * 1440)), now)
+        # The record's own uid makes the ID unique for every method, across --append runs.
+        trxid = "" if method == PaymentMethod.CASH else payment["uid"].hex.upper()
+        payment.update(
+            amount=payment["bill_amount"],
+            paid=True,
+            payment_method=method,
+            transaction_id=trxid,
+            payment_date=moment,
+            entry_by_id=admin.pk,
+            updated_at=moment,
+        )
+        return {
+            "uid": uuid.uuid4(),
+            "payment": payment,
+            "kind": Collection.Kind.COLLECTION.value,
+            "amount": payment["bill_amount"],
+            "payment_method": method,
+            "transaction_id": trxid,
+            "payment_date": moment,
+            "note": "Demo collection.",
+            "recorded_by_id": admin.pk,
+            "created_at": moment,
+        }

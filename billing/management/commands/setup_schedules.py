@@ -1,0 +1,60 @@
+"""Register the periodic tasks in django-celery-beat; safe to run again (it updates)."""
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+# name → (task, crontab fields or None, every N minutes or None)
+SCHEDULES = {
+    "Monthly bill run (00:05 on the 1st)": (
+        "tasks.bills.bill_run_monthly",
+        {"minute": "5", "hour": "0", "day_of_month": "1"},
+        None,
+    ),
+    "Nightly reconciliation (02:30)": (
+        "tasks.reconciliation.reconciliation_nightly",
+        {"minute": "30", "hour": "2"},
+        None,
+    ),
+    "Daily due reminders (10:00)": (
+        "tasks.dunning.due_reminders",
+        {"minute": "0", "hour": "10"},
+        None,
+    ),
+    "Daily auto-suspend (01:00)": ("tasks.dunning.auto_suspend", {"minute": "0", "hour": "1"}, None),
+    "Outbox sweep (every minute)": ("tasks.notifications.notifications_dispatch", None, 1),
+    "Network re-sync (every minute)": ("tasks.network.connection_changes_resend", None, 1),
+    "Bill-run resume (every 5 minutes)": ("tasks.bills.bill_runs_resume", None, 5),
+}
+
+
+class Command(BaseCommand):
+    help = "Create or update the periodic tasks (times in the business timezone)."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        for name, (task, cron, minutes) in SCHEDULES.items():
+            fields = {"task": task, "enabled": True, "kwargs": json.dumps({}),
+                      "crontab": None, "interval": None}
+            if cron:
+                fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
+                    day_of_week="*", month_of_year="*", **{"day_of_month": "*", **cron},
+                    timezone=settings.TIME_ZONE,
+                )
+            else:
+                fields["interval"], _ = IntervalSchedule.objects.get_or_create(
+                    every=minutes, period=IntervalSchedule.MINUTES
+                )
+            existing = PeriodicTask.objects.filter(name=name).first()
+            if existing:
+                # Operators may have edited the timing in the admin: keep their schedule.
+                existing.task = task
+                existing.save(update_fields=["task"])
+                state = "kept"
+            else:
+                PeriodicTask.objects.create(name=name, **fields)
+                state = "created"
+            self.stdout.write(f"{state}: {name} → {task}")

@@ -1,0 +1,162 @@
+"""Bill runs, in-process (eager): the rules, whatever runs them."""
+
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from billing import bills
+from billing.models import BillRun, Customer, Notification, Package, Payment
+from core.enums import PaymentMethod, Status, UserKind
+from core.timeutils import business_month
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalogue():
+    return {
+        "paid": Package.objects.create(name="Home", speed_mbps=10, price=Decimal("500.00")),
+        "zero": Package.objects.create(name="Promo", speed_mbps=5, price=Decimal("0.00")),
+    }
+
+
+def make_customers(package, count, **fields):
+    start = Customer.objects.count()
+    return Customer.objects.bulk_create(
+        Customer(name=f"C{start + n}", phone=f"0171{start + n:07d}", package=package, **fields)
+        for n in range(count)
+    )
+
+
+def run_month(client, month="JANUARY", year=2026, **kwargs):
+    with_body = kwargs.pop("body", None)
+    response = client.post(f"/customers/bills/generate?month={month}&year={year}", with_body)
+    assert response.status_code == 202, response.content
+    return response.json()
+
+
+def test_bill_run_creates_one_unpaid_record_per_billable_customer(
+    client_as, catalogue, django_capture_on_commit_callbacks
+):
+    client, _ = client_as(UserKind.MANAGER)
+    billable = make_customers(catalogue["paid"], 7)
+    make_customers(catalogue["paid"], 2, is_free=True)
+    make_customers(catalogue["paid"], 2, is_active=False)
+    make_customers(catalogue["paid"], 1, status=Status.REMOVED)
+    make_customers(catalogue["zero"], 3)
+
+    with override_settings(BILL_RUN_CHUNK_SIZE=3), django_capture_on_commit_callbacks(
+        execute=True
+    ):
+        accepted = run_month(client)
+
+    assert set(accepted) == {"message", "task_id", "billing_month", "billing_year"}
+    assert (accepted["billing_month"], accepted["billing_year"]) == ("JANUARY", 2026)
+    records = Payment.objects.filter(billing_year=2026, billing_month="JANUARY")
+    assert sorted(records.values_list("customer_id", flat=True)) == sorted(c.pk for c in billable)
+    for record in records:
+        assert record.amount == Decimal("0.00")
+        assert record.paid is False
+        assert record.bill_amount == Decimal("500.00")
+        assert record.payment_method == PaymentMethod.OTHER
+        assert record.note == "Auto-generated bill for JANUARY 2026"
+    run = BillRun.objects.get(task_id=accepted["task_id"])
+    assert run.state == BillRun.State.SUCCESS
+    assert (run.billable_count, run.created_count, run.skipped_count, run.missing_count) == (
+        7, 7, 0, 0,
+    )
+    assert run.chunks_total == run.chunks_done >= 3
+    notices = Notification.objects.filter(event=Notification.Event.BILL_ISSUED)
+    assert notices.count() == 7  # SMS only: the customers have phones, no emails
+    assert notices.filter(state=Notification.State.SENT).count() == 7
+
+    status = client.get(f"/tasks/{accepted['task_id']}")
+    assert status.status_code == 200
+    body = status.json()
+    assert set(body) == {"task_id", "status", "result", "progress"}
+    assert body["status"] == "SUCCESS"
+    assert body["result"]["created"] == 7 and body["result"]["missing"] == 0
+    assert body["progress"]["percent"] == 100
+
+
+def test_second_run_adds_nothing_and_counts_skips(
+    client_as, catalogue, django_capture_on_commit_callbacks
+):
+    client, _ = client_as(UserKind.ADMIN)
+    make_customers(catalogue["paid"], 5)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_month(client)
+        second = run_month(client)
+    assert Payment.objects.filter(billing_month="JANUARY", billing_year=2026).count() == 5
+    run = BillRun.objects.get(task_id=second["task_id"])
+    assert (run.created_count, run.skipped_count, run.missing_count) == (0, 5, 0)
+    assert Notification.objects.filter(event=Notification.Event.BILL_ISSUED).count() == 5
+
+
+def test_a_chunk_processed_twice_creates_nothing_the_second_time(catalogue):
+    make_customers(catalogue["paid"], 4)
+    run = BillRun.objects.create(task_id="t-1", billing_year=2026, billing_month="MARCH")
+    bills.bill_run_plan(run_id=run.pk)
+    chunk = run.chunks.get()
+    assert bills.bill_chunk_process(chunk_id=chunk.pk) == 4
+    assert bills.bill_chunk_process(chunk_id=chunk.pk) == 0
+    run.refresh_from_db()
+    assert run.chunks_done == 1 and run.created_count == 4
+    assert Payment.objects.filter(billing_month="MARCH").count() == 4
+
+
+def test_a_run_limited_to_customer_ids(client_as, catalogue, django_capture_on_commit_callbacks):
+    client, _ = client_as(UserKind.ADMIN)
+    customers = make_customers(catalogue["paid"], 5)
+    chosen = [customers[1].pk, customers[3].pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/customers/bills/generate?month=MAY&year=2026", {"customer_ids": chosen}
+        )
+    assert response.status_code == 202
+    assert sorted(Payment.objects.values_list("customer_id", flat=True)) == chosen
+
+
+def test_month_defaults_to_this_business_month(
+    client_as, catalogue, django_capture_on_commit_callbacks
+):
+    client, _ = client_as(UserKind.ADMIN)
+    make_customers(catalogue["paid"], 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/customers/bills/generate")
+    year, month = business_month()
+    assert response.status_code == 202
+    assert (response.json()["billing_month"], response.json()["billing_year"]) == (month, year)
+    assert Payment.objects.get().billing_month == month
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("month=JANUAR", "month"), ("year=1999", "year"), ("year=abc", "year")],
+)
+def test_bad_generate_input_is_400(client_as, query, field):
+    client, _ = client_as(UserKind.ADMIN)
+    response = client.post(f"/customers/bills/generate?{query}")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not BillRun.objects.exists()
+
+
+def test_unknown_customer_ids_are_400(client_as):
+    client, _ = client_as(UserKind.ADMIN)
+    response = client.post("/customers/bills/generate", {"customer_ids": [987654]})
+    assert response.status_code == 400
+    assert "customer_ids" in response.json()
+
+
+@pytest.mark.parametrize("kind", [UserKind.STAFF, UserKind.CUSTOMER, UserKind.OTHER])
+def test_only_managers_and_admins_generate(client_as, kind):
+    client, _ = client_as(kind)
+    assert client.post("/customers/bills/generate").status_code == 403
+    assert not BillRun.objects.exists()
+
+
+def test_unknown_task_is_404(client_as):
+    client, _ = client_as(UserKind.ADMIN)
+    assert client.get("/tasks/no-such-task").status_code == 404
