@@ -23,7 +23,10 @@ _SELF_PROTECTED = ("kind", "status", "is_staff")
 
 def auth_login(*, login: str, password: str) -> tuple[User, IssuedToken, IssuedToken]:
     user = user_by_login(login)
-    if user is None or not user.is_active or not user.check_password(password):
+    if user is None:
+        User().set_password(password)  # as long as a real check: timing names no one
+        raise NotAuthenticated(LOGIN_FAILED, message=LOGIN_FAILED)
+    if not user.is_active or not user.check_password(password):
         raise NotAuthenticated(LOGIN_FAILED, message=LOGIN_FAILED)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     return (

@@ -67,7 +67,10 @@ def basic_credentials_user(*, login: str, password: str) -> User | None:
         cache.delete(key)
 
     user = user_by_login(login)
-    if user is None or not user.is_active or not user.check_password(password):
+    if user is None:
+        User().set_password(password)  # as long as a real check: timing names no one
+        return None
+    if not user.is_active or not user.check_password(password):
         return None
     cache.set(key, (user.pk, password_fingerprint(user)), settings.BASIC_AUTH_CACHE_SECONDS)
     return user
