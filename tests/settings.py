@@ -40,3 +40,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_isp_billing_{os.getpid()}"}  # noqa: F405
+# Static files come from the apps' folders (whitenoise's finders); nothing is collected.
+STATIC_ROOT = None
