@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the service: web (gunicorn), Celery worker,
+# Celery beat and Flower. docker-compose.yml picks the process per service.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
+    # The code is imported from /app whatever the working directory.
+    PYTHONPATH=/app
+
+WORKDIR /app
+
+RUN groupadd --system --gid 1000 app \
+    && useradd --system --uid 1000 --gid app --home-dir /app --no-create-home \
+       --shell /usr/sbin/nologin app
+
+# The dependencies, from pyproject.toml alone, so this layer is rebuilt only
+# when pyproject.toml changes. With no package directories copied yet,
+# `pip install .` installs every dependency and an empty isp-billing
+# distribution; the code itself runs from /app (PYTHONPATH above).
+COPY pyproject.toml ./
+RUN pip install .
+
+COPY . .
+
+# Static files are collected once, at build time (served by whitenoise).
+# Settings refuse to load without SECRET_KEY when DEBUG is off: a throwaway
+# key that only ever exists in this build step.
+RUN SECRET_KEY=collectstatic-only-not-a-secret DEBUG=false \
+        python manage.py collectstatic --noinput \
+    && mkdir -p /app/media \
+    && chown app:app /app/media
+
+# The code stays owned by root and read-only to the service user; only
+# uploaded media are writable (a volume in docker-compose.yml).
+USER app
+
+EXPOSE 8000
+
+CMD ["gunicorn", "core.wsgi:application", "-b", "0.0.0.0:8000", "--access-logfile", "-"]
