@@ -411,11 +411,20 @@ def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Pa
                         note=f"Corrected from {payment.amount} to {data['amount']:.2f}",
                         recorded_by=actor,
                     )
-                if trxid != payment.transaction_id or method != payment.payment_method:
-                    last = payment.collections.filter(kind=Collection.Kind.COLLECTION).last()
-                    if last is not None:
-                        last.payment_method, last.transaction_id = method, trxid
-                        last.save(update_fields=["payment_method", "transaction_id"])
+                # The record's transaction id is kept on a ledger line, where it is unique
+                # per method: its last collection or, with none (money put on a generated
+                # bill by a correction), its last adjustment.
+                lines = payment.collections
+                last = (
+                    lines.filter(kind=Collection.Kind.COLLECTION).last()
+                    or lines.filter(kind=Collection.Kind.ADJUSTMENT).last()
+                )
+                if last is not None and (last.payment_method, last.transaction_id) != (
+                    method,
+                    trxid,
+                ):
+                    last.payment_method, last.transaction_id = method, trxid
+                    last.save(update_fields=["payment_method", "transaction_id"])
                 payment.billing_month = month
                 payment.payment_method = method
                 payment.transaction_id = trxid

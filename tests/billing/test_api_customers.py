@@ -1,0 +1,555 @@
+"""Customers: create, list filters, detail, full update, soft delete, validation, toggle."""
+
+import pytest
+
+from billing.models import ConnectionChange, Customer
+from core.enums import ConnectionType, Status, UserKind
+from tests.billing.factories import CustomerFactory, PackageFactory
+from tests.billing.shapes import (
+    CUSTOMER_DETAIL_KEYS,
+    CUSTOMER_LIST_KEYS,
+    PACKAGE_BASE_KEYS,
+    assert_customer,
+    assert_page,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def body_for(package, **change):
+    body = {
+        "name": "Rahim Uddin",
+        "email": "rahim@example.net",
+        "phone": "01711000001",
+        "address": "House 1, Road 2, Dhaka",
+        "nid": "1990123456789",
+        "is_free": False,
+        "package_id": package.id,
+        "connection_start_date": "2026-01-10",
+        "is_active": True,
+        "ip_address": "",
+        "mac_address": "AA:BB:CC:DD:EE:FF",
+        "username": "rahim",
+        "password": "pppoe-secret",
+        "connection_type": "PPPoE",
+        "credentials": {"vlan": 10},
+    }
+    body.update(change)
+    return body
+
+
+# Create ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [UserKind.ADMIN, UserKind.MANAGER, UserKind.STAFF])
+def test_create(client_as, package, kind):
+    client, _ = client_as(kind)
+
+    response = client.post("/customers", body_for(package))
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert_customer(body, CUSTOMER_DETAIL_KEYS)
+    customer = Customer.objects.get(uid=body["uid"])
+    assert body["id"] == customer.id
+    assert body["package"] == {
+        "id": package.id,
+        "uid": str(package.uid),
+        "name": package.name,
+        "speed_mbps": package.speed_mbps,
+        "price": "500.00",
+        "description": package.description,
+    }
+    assert set(body["package"]) == PACKAGE_BASE_KEYS
+    expected = body_for(package)
+    for field in ("name", "email", "phone", "address", "nid", "is_free", "is_active",
+                  "connection_start_date", "mac_address", "username", "password",
+                  "connection_type", "credentials", "ip_address"):
+        assert body[field] == expected[field], field
+    assert body["user"] is None
+    assert body["status"] == "ACTIVE"
+    assert body["balance"] == "0.00"
+    assert customer.package_id == package.id
+    assert customer.credentials == {"vlan": 10}
+    assert customer.connection_type == ConnectionType.PPPOE
+
+
+def test_create_minimal_gives_empty_strings_not_nulls(admin_client, package):
+    response = admin_client.post("/customers", {"name": "Minimal", "package_id": package.id})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert_customer(body)
+    assert body["connection_type"] == "DHCP"
+    assert body["email"] == body["phone"] == body["username"] == body["ip_address"] == ""
+    assert body["connection_start_date"] is None
+    assert body["credentials"] == {}
+    assert body["is_active"] is True and body["is_free"] is False
+
+
+@pytest.mark.parametrize("kind", [UserKind.CUSTOMER, UserKind.OTHER])
+def test_create_forbidden(client_as, package, kind):
+    client, _ = client_as(kind)
+    response = client.post("/customers", body_for(package))
+    assert response.status_code == 403, response.content
+    assert not Customer.objects.exists()
+
+
+def test_create_with_user_id_links_and_makes_the_user_a_customer(admin_client, package,
+                                                                  make_user):
+    user = make_user(kind=UserKind.OTHER)
+
+    response = admin_client.post("/customers", body_for(package, user_id=user.id))
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert_customer(body)
+    assert body["user"]["id"] == user.id
+    assert body["user"]["kind"] == "CUSTOMER"
+    user.refresh_from_db()
+    assert user.kind == UserKind.CUSTOMER
+    assert Customer.objects.get(uid=body["uid"]).user_id == user.id
+
+
+# Validation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, fields",
+    [
+        ({"connection_type": "PPPoE", "username": "", "password": ""}, {"username", "password"}),
+        ({"connection_type": "PPPoE", "password": ""}, {"password"}),
+        ({"connection_type": "PPPoE", "username": ""}, {"username"}),
+        ({"connection_type": "STATIC", "ip_address": ""}, {"ip_address"}),
+        ({"connection_type": "STATIC", "ip_address": "300.1.1.1"}, {"ip_address"}),
+        ({"connection_type": "STATIC", "ip_address": "not-an-ip"}, {"ip_address"}),
+        ({"connection_type": "FIBER"}, {"connection_type"}),
+        ({"name": ""}, {"name"}),
+        ({"name": "   "}, {"name"}),
+        ({"email": "not-an-email"}, {"email"}),
+        ({"mac_address": "zz"}, {"mac_address"}),
+        ({"connection_start_date": "10/01/2026"}, {"connection_start_date"}),
+        ({"package_id": "abc"}, {"package_id"}),
+        ({"credentials": "text"}, {"credentials"}),
+        ({"is_active": "maybe"}, {"is_active"}),
+    ],
+)
+def test_invalid_values_are_400_on_the_field(admin_client, package, change, fields):
+    response = admin_client.post("/customers", body_for(package, **change))
+    assert response.status_code == 400, response.content
+    assert set(response.json()) == fields, response.json()
+    assert not Customer.objects.exists()
+
+
+def test_static_with_valid_ip_is_accepted(admin_client, package):
+    response = admin_client.post(
+        "/customers",
+        body_for(package, connection_type="STATIC", ip_address="10.0.0.7", username="",
+                 password=""),
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["ip_address"] == "10.0.0.7"
+
+
+def test_missing_name_and_package_are_400(admin_client, package):
+    body = body_for(package)
+    del body["name"], body["package_id"]
+    response = admin_client.post("/customers", body)
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "name": ["This field is required."],
+        "package_id": ["This field is required."],
+    }
+
+
+def test_unknown_package_is_400(admin_client, package):
+    response = admin_client.post("/customers", body_for(package, package_id=999999))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["package_id"]
+
+
+def test_removed_package_is_400(admin_client):
+    removed = PackageFactory(status=Status.REMOVED)
+    response = admin_client.post("/customers", body_for(removed))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["package_id"]
+
+
+@pytest.mark.parametrize(
+    "field, existing, sent",
+    [
+        ("phone", "01711000001", "01711000001"),
+        ("email", "rahim@example.net", "RAHIM@example.net"),
+        ("username", "rahim", "rahim"),
+    ],
+)
+def test_duplicate_unique_value_is_400_on_the_field(admin_client, package, field, existing,
+                                                     sent):
+    CustomerFactory(**{field: existing})
+    response = admin_client.post("/customers", body_for(package, **{field: sent}))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [field]
+    assert Customer.objects.count() == 1
+
+
+@pytest.mark.parametrize("field, value", [("phone", "01711000001"),
+                                          ("email", "rahim@example.net"),
+                                          ("username", "rahim")])
+def test_values_of_a_removed_customer_may_be_reused(admin_client, package, field, value):
+    CustomerFactory(status=Status.REMOVED, **{field: value})
+    response = admin_client.post("/customers", body_for(package, **{field: value}))
+    assert response.status_code == 201, response.content
+
+
+def test_duplicate_on_update_is_400(admin_client, package):
+    CustomerFactory(phone="01711000009")
+    mine = CustomerFactory(package=package)
+    response = admin_client.put(f"/customers/{mine.uid}",
+                                body_for(package, phone="01711000009"))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["phone"]
+
+
+def test_empty_phones_are_not_duplicates(admin_client, package):
+    CustomerFactory(phone="", email="", username="", connection_type=ConnectionType.DHCP)
+    response = admin_client.post(
+        "/customers",
+        body_for(package, phone="", email="", username="", password="", connection_type="DHCP"),
+    )
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.parametrize("which", ["unknown", "staff", "removed", "linked"])
+def test_invalid_user_id_is_400(admin_client, package, make_user, which):
+    if which == "unknown":
+        user_id = 999999
+    elif which == "staff":
+        user_id = make_user(kind=UserKind.STAFF).id
+    elif which == "removed":
+        user_id = make_user(status=Status.REMOVED).id
+    else:
+        user = make_user(kind=UserKind.CUSTOMER)
+        CustomerFactory(user=user)
+        user_id = user.id
+    response = admin_client.post("/customers", body_for(package, user_id=user_id))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["user_id"]
+    assert Customer.objects.filter(phone="01711000001").count() == 0
+
+
+# List and filters -----------------------------------------------------------------
+
+
+def test_list_shape_and_order(admin_client):
+    first = CustomerFactory()
+    second = CustomerFactory()
+    CustomerFactory(status=Status.REMOVED)
+
+    response = admin_client.get("/customers")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert_page(body)
+    assert body["count"] == 2
+    assert [row["uid"] for row in body["results"]] == [str(second.uid), str(first.uid)]
+    for row in body["results"]:
+        assert_customer(row, CUSTOMER_LIST_KEYS)
+
+
+def test_list_pages(admin_client):
+    CustomerFactory.create_batch(3)
+    body = admin_client.get("/customers", {"page_size": 2}).json()
+    assert body["count"] == 3 and len(body["results"]) == 2
+    assert body["next"].startswith("http") and "page=2" in body["next"]
+    assert "page_size=2" in body["next"]
+    assert body["previous"] is None
+    response = admin_client.get("/customers", {"page": 3, "page_size": 2})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page."}
+
+
+@pytest.fixture
+def filter_rows(make_user):
+    fiber = PackageFactory(name="Fiber")
+    user = make_user(kind=UserKind.CUSTOMER)
+    rows = {
+        "karim": CustomerFactory(name="Karim Ahmed", phone="01800000001", username="karim.net",
+                                 package=fiber, user=user),
+        "rahim": CustomerFactory(name="Rahim Uddin", phone="01800000002", username="rahim.net",
+                                 is_active=False),
+        "free": CustomerFactory(name="Free School", phone="01800000003", username="school",
+                                is_free=True),
+    }
+    return rows, fiber, user
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"name": "ahmed"}, {"karim"}),
+        ({"name": "u"}, {"rahim"}),  # "Rahim Uddin" contains u; the others do not
+        ({"phone": "01800000002"}, {"rahim"}),
+        ({"phone": "0180000000"}, set()),  # exact, not contains
+        ({"username": ".NET"}, {"karim", "rahim"}),
+        ({"is_active": "false"}, {"rahim"}),
+        ({"is_active": "true"}, {"karim", "free"}),
+        ({"is_free": "true"}, {"free"}),
+        ({"is_free": "false"}, {"karim", "rahim"}),
+        ({"name": "a", "is_active": "true", "is_free": "false"}, {"karim"}),
+    ],
+)
+def test_list_filters(admin_client, filter_rows, params, expected):
+    rows, _, _ = filter_rows
+    response = admin_client.get("/customers", params)
+    assert response.status_code == 200, response.content
+    found = {row["uid"] for row in response.json()["results"]}
+    assert found == {str(rows[key].uid) for key in expected}
+
+
+def test_list_filter_by_package_and_user(admin_client, filter_rows):
+    rows, fiber, user = filter_rows
+    by_package = admin_client.get("/customers", {"package_id": fiber.id}).json()
+    assert [row["uid"] for row in by_package["results"]] == [str(rows["karim"].uid)]
+    by_user = admin_client.get("/customers", {"user_id": user.id}).json()
+    assert [row["uid"] for row in by_user["results"]] == [str(rows["karim"].uid)]
+
+
+def test_list_bad_filter_value_is_400(admin_client):
+    response = admin_client.get("/customers", {"is_active": "perhaps"})
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["is_active"]
+
+
+# Detail --------------------------------------------------------------------------------
+
+
+def test_detail_with_user(admin_client, make_user):
+    user = make_user(kind=UserKind.CUSTOMER, first_name="Karim")
+    customer = CustomerFactory(user=user)
+
+    response = admin_client.get(f"/customers/{customer.uid}")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert_customer(body, CUSTOMER_DETAIL_KEYS)
+    assert body["user"] == {
+        "id": user.id,
+        "uid": str(user.uid),
+        "first_name": "Karim",
+        "last_name": user.last_name,
+        "phone": user.phone,
+        "email": user.email,
+        "gender": "UNKNOWN",
+        "kind": "CUSTOMER",
+        "image": None,
+    }
+
+
+def test_detail_without_user(admin_client):
+    customer = CustomerFactory()
+    body = admin_client.get(f"/customers/{customer.uid}").json()
+    assert_customer(body, CUSTOMER_DETAIL_KEYS)
+    assert body["user"] is None
+    assert body["id"] == customer.id
+
+
+def test_detail_of_unknown_is_404(admin_client):
+    response = admin_client.get("/customers/7b0c3c7e-0000-4000-8000-000000000000")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+# Update -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [UserKind.ADMIN, UserKind.MANAGER])
+def test_put_is_a_full_update_and_keeps_the_user_link(client_as, make_user, kind):
+    client, _ = client_as(kind)
+    user = make_user(kind=UserKind.CUSTOMER)
+    customer = CustomerFactory(user=user, address="Old address", nid="123")
+    other_package = PackageFactory(name="Other", price="800.00")
+
+    body = body_for(other_package, name="Renamed", address="", id=123, uid="ignored")
+    response = client.put(f"/customers/{customer.uid}", body)
+
+    assert response.status_code == 200, response.content
+    out = response.json()
+    assert_customer(out, CUSTOMER_DETAIL_KEYS)
+    assert out["id"] == customer.id and out["uid"] == str(customer.uid)
+    assert out["name"] == "Renamed"
+    assert out["address"] == ""
+    assert out["package"]["id"] == other_package.id
+    assert out["user"]["id"] == user.id
+    customer.refresh_from_db()
+    assert customer.name == "Renamed"
+    assert customer.address == ""
+    assert customer.nid == "1990123456789"
+    assert customer.package_id == other_package.id
+    assert customer.user_id == user.id
+    user.refresh_from_db()
+    assert user.kind == UserKind.CUSTOMER
+
+
+def test_put_with_user_id_links_and_makes_the_user_a_customer(admin_client, package,
+                                                              make_user):
+    customer = CustomerFactory(package=package)
+    user = make_user(kind=UserKind.OTHER)
+
+    response = admin_client.put(f"/customers/{customer.uid}",
+                                body_for(package, user_id=user.id))
+
+    assert response.status_code == 200, response.content
+    assert response.json()["user"]["id"] == user.id
+    assert response.json()["user"]["kind"] == "CUSTOMER"
+    customer.refresh_from_db()
+    user.refresh_from_db()
+    assert customer.user_id == user.id
+    assert user.kind == UserKind.CUSTOMER
+
+
+def test_put_with_user_id_null_unlinks(admin_client, package, make_user):
+    user = make_user(kind=UserKind.CUSTOMER)
+    customer = CustomerFactory(package=package, user=user)
+    response = admin_client.put(f"/customers/{customer.uid}", body_for(package, user_id=None))
+    assert response.status_code == 200, response.content
+    assert response.json()["user"] is None
+    customer.refresh_from_db()
+    assert customer.user_id is None
+    user.refresh_from_db()
+    assert user.kind == UserKind.OTHER
+
+
+def test_put_with_invalid_user_id_is_400(admin_client, package):
+    customer = CustomerFactory(package=package)
+    response = admin_client.put(f"/customers/{customer.uid}", body_for(package, user_id=424242))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["user_id"]
+
+
+def test_put_validation_applies(admin_client, package):
+    customer = CustomerFactory(package=package)
+    response = admin_client.put(f"/customers/{customer.uid}",
+                                body_for(package, connection_type="STATIC", ip_address=""))
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["ip_address"]
+
+
+def test_put_changing_is_active_records_a_connection_change(
+    admin, package, django_capture_on_commit_callbacks
+):
+    client, user = admin
+    customer = CustomerFactory(package=package, username="rahim", is_active=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.put(f"/customers/{customer.uid}",
+                              body_for(package, is_active=False))
+    assert response.status_code == 200, response.content
+    assert response.json()["is_active"] is False
+    change = ConnectionChange.objects.get(customer=customer)
+    assert change.enable is False
+    assert change.reason == ConnectionChange.Reason.UPDATE
+    assert change.requested_by == user
+    assert change.confirmed_at is not None
+
+
+# Delete --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [UserKind.ADMIN, UserKind.MANAGER])
+def test_delete_is_soft(client_as, kind):
+    client, _ = client_as(kind)
+    customer = CustomerFactory(is_active=True)
+
+    response = client.delete(f"/customers/{customer.uid}")
+
+    assert response.status_code == 204, response.content
+    assert response.content == b""
+    customer.refresh_from_db()
+    assert customer.status == Status.REMOVED
+    assert customer.is_active is False
+    assert client.get("/customers").json()["count"] == 0
+    assert client.get(f"/customers/{customer.uid}").status_code == 404
+    assert client.delete(f"/customers/{customer.uid}").status_code == 404
+    assert ConnectionChange.objects.filter(customer=customer, enable=False,
+                                           reason=ConnectionChange.Reason.REMOVED).exists()
+
+
+# Status toggle -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [UserKind.ADMIN, UserKind.MANAGER])
+def test_toggle_sets_is_active_and_hands_the_change_to_the_network(
+    client_as, django_capture_on_commit_callbacks, kind
+):
+    client, user = client_as(kind)
+    customer = CustomerFactory(username="karim", is_active=True)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post("/customers/status/toggle",
+                               {"username": "karim", "is_active": False})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert set(body) == {"message", "task_id"}
+    assert isinstance(body["message"], str) and body["message"]
+    assert len(callbacks) == 1
+    customer.refresh_from_db()
+    assert customer.is_active is False
+    change = ConnectionChange.objects.get(customer=customer)
+    assert change.task_id == body["task_id"]
+    assert change.enable is False
+    assert change.reason == ConnectionChange.Reason.TOGGLE
+    assert change.requested_by == user
+    assert change.confirmed_at is not None  # the logging backend confirms in-process
+    assert change.attempts == 1
+    assert customer.network_confirmed_active is False
+    assert customer.network_confirmed_at is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client.post("/customers/status/toggle", {"username": "karim", "is_active": True})
+    assert again.status_code == 200, again.content
+    customer.refresh_from_db()
+    assert customer.is_active is True
+    assert customer.network_confirmed_active is True
+    assert ConnectionChange.objects.filter(customer=customer).count() == 2
+    latest = ConnectionChange.objects.filter(customer=customer).first()
+    assert latest.enable is True and latest.task_id == again.json()["task_id"]
+
+
+def test_toggle_accepts_trailing_slash(admin_client):
+    CustomerFactory(username="karim", is_active=True)
+    response = admin_client.post("/customers/status/toggle/",
+                                 {"username": "karim", "is_active": False})
+    assert response.status_code == 200, response.content
+    assert Customer.objects.get(username="karim").is_active is False
+
+
+def test_toggle_unknown_username_is_404(admin_client):
+    CustomerFactory(username="removed", status=Status.REMOVED)
+    for username in ("nobody", "removed"):
+        response = admin_client.post("/customers/status/toggle",
+                                     {"username": username, "is_active": True})
+        assert response.status_code == 404, response.content
+        assert response.json() == {"detail": "Not found."}
+    assert not ConnectionChange.objects.exists()
+
+
+@pytest.mark.parametrize("body, fields", [({"is_active": True}, {"username"}),
+                                          ({"username": "karim"}, {"is_active"}),
+                                          ({"username": "karim", "is_active": "x"},
+                                           {"is_active"})])
+def test_toggle_bad_body_is_400(admin_client, body, fields):
+    CustomerFactory(username="karim")
+    response = admin_client.post("/customers/status/toggle", body)
+    assert response.status_code == 400, response.content
+    assert set(response.json()) == fields
+
+
+@pytest.mark.parametrize("kind", [UserKind.STAFF, UserKind.CUSTOMER, UserKind.OTHER])
+def test_toggle_forbidden(client_as, kind):
+    client, _ = client_as(kind)
+    customer = CustomerFactory(username="karim", is_active=True)
+    response = client.post("/customers/status/toggle", {"username": "karim", "is_active": False})
+    assert response.status_code == 403, response.content
+    customer.refresh_from_db()
+    assert customer.is_active is True
+    assert not ConnectionChange.objects.exists()
+

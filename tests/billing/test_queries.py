@@ -1,0 +1,58 @@
+"""No N+1: every list costs the same number of queries for a page of 1 and of 1000."""
+
+import pytest
+
+from core.enums import BillingMonth, UserKind
+from core.timeutils import business_month
+from tests.billing.factories import CustomerFactory, PackageFactory, PaymentFactory
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 30
+
+
+@pytest.fixture
+def data(make_user):
+    """30 customers on one package (each with a linked user and a paid record collected by
+    staff), 30 records of the first customer, 30 more packages with a customer each."""
+    year, _ = business_month()
+    package = PackageFactory()
+    collector = make_user(kind=UserKind.STAFF)
+    customers = [
+        CustomerFactory(package=package, user=make_user(kind=UserKind.CUSTOMER))
+        for _ in range(ROWS)
+    ]
+    for customer in customers[1:]:
+        PaymentFactory(customer=customer, amount=package.price, entry_by=collector)
+    first = customers[0]
+    for n in range(ROWS):
+        PaymentFactory(customer=first, billing_year=year - 3 + n // 12,
+                       billing_month=list(BillingMonth)[n % 12], amount=10, entry_by=collector)
+    for _ in range(ROWS):
+        CustomerFactory(package=PackageFactory())
+    return package, first
+
+
+# The queries each list needs, whatever the page size: authentication (the user), the
+# count, the page (with its joins and annotations), and for a nested list its parent.
+CASES = {
+    "customers": (lambda package, customer: "/customers", 3),
+    "payments": (lambda package, customer: "/payments", 3),
+    "packages": (lambda package, customer: "/packages", 2),  # public: no authentication
+    "customer_payments": (lambda package, customer: f"/customers/{customer.uid}/payments", 4),
+    "package_customers": (lambda package, customer: f"/packages/{package.uid}/customers", 4),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_list_queries_do_not_grow_with_page_size(admin_client, data,
+                                                 django_assert_max_num_queries, case):
+    path_for, queries = CASES[case]
+    path = path_for(*data)
+    for page_size in (1, 1000):
+        with django_assert_max_num_queries(queries):
+            response = admin_client.get(path, {"page_size": page_size})
+        assert response.status_code == 200, response.content
+        body = response.json()
+        assert body["count"] >= ROWS
+        assert len(body["results"]) == (1 if page_size == 1 else body["count"])
