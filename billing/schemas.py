@@ -68,7 +68,7 @@ class PackageDetail(PackageList):
 
 class PackageWrite(Schema):
     name: str = Field(..., min_length=1, max_length=150)
-    speed_mbps: int = Field(..., ge=1)
+    speed_mbps: int = Field(..., ge=1, le=1_000_000)
     price: MoneyIn = Field(..., ge=0)
     description: str = ""
 

@@ -161,11 +161,17 @@ def customer_save(
 
 
 def customer_remove(*, customer: Customer, actor: User) -> None:
-    """Soft delete; a removed customer's connection is switched off."""
+    """Soft delete; a removed customer's connection is switched off and their login
+    account, if any, is unlinked (it is no longer a CUSTOMER)."""
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         customer.status = Status.REMOVED
-        fields = ["status", "updated_at"]
+        fields = ["status", "updated_at", "user"]
+        if customer.user_id:
+            User.objects.filter(pk=customer.user_id, kind=UserKind.CUSTOMER).update(
+                kind=UserKind.OTHER
+            )
+            customer.user = None
         if customer.is_active:
             customer.is_active = False
             fields.append("is_active")
@@ -219,28 +225,43 @@ def connection_change_request(
 
 def connection_change_apply_now(*, change_id: int) -> bool:
     """Carry a change out on the router. True when confirmed (or superseded); raises
-    ``NetworkError`` when the router did not confirm, after recording the error."""
+    ``NetworkError`` when the router did not confirm, after recording the error.
+
+    The customer's row is locked for the router call, so a customer's changes reach
+    the router one at a time and an older change never lands after a newer one.
+    Only PPPoE customers have a secret to switch; for the others there is nothing
+    to do on the router."""
     from billing.network import NetworkError, network_backend
 
-    change = ConnectionChange.objects.select_related("customer").get(pk=change_id)
-    if change.confirmed_at or change.superseded:
-        return True
-    customer = change.customer
-    ConnectionChange.objects.filter(pk=change.pk).update(attempts=change.attempts + 1)
-    try:
-        if customer.username:
-            network_backend().set_enabled(username=customer.username, enabled=change.enable)
-    except NetworkError as error:
-        message = str(error)[:1000]
-        ConnectionChange.objects.filter(pk=change.pk).update(last_error=message)
-        Customer.objects.filter(pk=customer.pk).update(network_last_error=message)
-        raise
-    now = timezone.now()
-    ConnectionChange.objects.filter(pk=change.pk).update(confirmed_at=now, last_error="")
-    Customer.objects.filter(pk=customer.pk).update(
-        network_confirmed_at=now, network_confirmed_active=change.enable, network_last_error=""
-    )
-    return True
+    failure = None
+    with transaction.atomic():
+        customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
+            pk=change_id
+        )
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        change = ConnectionChange.objects.get(pk=change_id)
+        if change.confirmed_at or change.superseded:
+            return True
+        change.attempts += 1
+        change.save(update_fields=["attempts"])
+        try:
+            if customer.connection_type == ConnectionType.PPPOE and customer.username:
+                network_backend().set_enabled(username=customer.username, enabled=change.enable)
+        except NetworkError as error:
+            failure = error
+        else:
+            now = timezone.now()
+            ConnectionChange.objects.filter(pk=change.pk).update(confirmed_at=now, last_error="")
+            Customer.objects.filter(pk=customer.pk).update(
+                network_confirmed_at=now,
+                network_confirmed_active=change.enable,
+                network_last_error="",
+            )
+            return True
+    message = str(failure)[:1000]
+    ConnectionChange.objects.filter(pk=change_id).update(last_error=message)
+    Customer.objects.filter(pk=customer_id).update(network_last_error=message)
+    raise failure
 
 
 def connection_changes_resend(*, stale_seconds: int = 60) -> int:

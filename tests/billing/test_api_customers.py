@@ -5,6 +5,7 @@ import pytest
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
 from tests.billing.factories import CustomerFactory, PackageFactory
+from tests.conftest import ApiClient
 from tests.billing.shapes import (
     CUSTOMER_DETAIL_KEYS,
     CUSTOMER_LIST_KEYS,
@@ -553,3 +554,22 @@ def test_toggle_forbidden(client_as, kind):
     assert customer.is_active is True
     assert not ConnectionChange.objects.exists()
 
+
+
+def test_removing_a_customer_unlinks_their_login(client_as, package):
+    from billing.models import Customer
+    from tests.factories import UserFactory
+
+    client, _ = client_as(UserKind.ADMIN)
+    login = UserFactory(kind=UserKind.OTHER)
+    created = client.post(
+        "/customers", {"name": "Linked", "package_id": package.pk, "user_id": login.pk}
+    ).json()
+    login.refresh_from_db()
+    assert login.kind == UserKind.CUSTOMER
+    assert client.delete(f"/customers/{created['uid']}").status_code == 204
+    login.refresh_from_db()
+    assert login.kind == UserKind.OTHER
+    assert Customer.objects.get(pk=created["id"]).user is None
+    me = ApiClient().bearer(login).get("/users/me").json()
+    assert me["customer_uid"] is None

@@ -32,7 +32,9 @@ id order). No signal is sent and ``save()`` is not called, as with ``bulk_create
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 import random
 import secrets
 import sys
@@ -87,6 +89,7 @@ METHOD_MIX = (
     (PaymentMethod.MOBILE_BANKING.value, 5),
 )
 ACTIVE_RATIO = 0.93
+MAC_SHIFTS = (32, 24, 16, 8, 0)
 
 
 def last_business_months(count: int) -> list[tuple[int, BillingMonth]]:
@@ -120,6 +123,8 @@ def _plain(value):
 
 class _Table:
     """Writes rows of one model, given as {attname: value}, straight to its table."""
+
+    use_copy = True  # COPY on PostgreSQL (the tests also run the INSERT path there)
 
     def __init__(self, model: type[models.Model]):
         self.model = model
@@ -167,7 +172,7 @@ class _Table:
                     row[field.attname] = _plain(field.get_default())
             values.append(tuple(row.get(f.attname, self.constant.get(f.attname)) for f in fields))
         with connection.cursor() as cursor:
-            if self.postgres:
+            if self.postgres and self.use_copy:
                 json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
                 raw = cursor.cursor  # the psycopg cursor, in Django's transaction
                 with raw.copy(f"COPY {quote(self.table)} ({columns}) FROM STDIN") as copy:
@@ -188,9 +193,18 @@ class _Table:
                 )
 
 
-def _weighted(rng: random.Random, mix) -> str:
-    values, weights = zip(*mix, strict=True)
-    return rng.choices(values, weights=weights)[0]
+class _Mix:
+    """Draws a value with its weight, from (value, weight) pairs."""
+
+    def __init__(self, mix):
+        self.values = [value for value, _ in mix]
+        self.cum = list(itertools.accumulate(weight for _, weight in mix))
+
+    def draw(self, rng: random.Random) -> str:
+        return self.values[bisect.bisect_right(self.cum, rng.random() * self.cum[-1])]
+
+
+CONNECTIONS, METHODS = _Mix(CONNECTION_MIX), _Mix(METHOD_MIX)
 
 
 class Command(BaseCommand):
@@ -319,6 +333,10 @@ class Command(BaseCommand):
 
     def _seed(self, *, customers, months, packages, admin, options) -> dict:
         rng = random.Random(options["seed"])
+        # uids and PPPoE passwords: fresh on every run whatever --seed (as uuid4 and
+        # secrets would be), drawn from a generator seeded by the OS, ~50x cheaper.
+        self._fresh = random.Random(secrets.randbits(256))
+        self._zone = timezone.get_current_timezone()
         batch = options["batch"]
         paid_ratio, free_ratio = options["paid_ratio"], options["free_ratio"]
         first = self._first_index()
@@ -378,17 +396,20 @@ class Command(BaseCommand):
         totals["last_phone"] = self._phone(first + customers - 1) if customers else "-"
         return totals
 
+    def _uid(self) -> uuid.UUID:
+        return uuid.UUID(int=self._fresh.getrandbits(128), version=4)
+
     @staticmethod
     def _phone(index: int) -> str:
         return f"{PHONE_PREFIX}{index:0{PHONE_DIGITS}d}"
 
     def _customer(self, rng, index, packages, oldest: datetime, now, free_ratio) -> dict:
-        kind = _weighted(rng, CONNECTION_MIX)
+        kind = CONNECTIONS.draw(rng)
         package = rng.choice(packages)
         # Connected some time in the ~3 years before the oldest billed month.
         created = oldest - timedelta(minutes=rng.randint(60, 3 * 365 * 24 * 60))
         row = {
-            "uid": uuid.uuid4(),
+            "uid": self._uid(),
             "created_at": created,
             "updated_at": created,
             "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
@@ -399,26 +420,25 @@ class Command(BaseCommand):
             "nid": str(rng.randrange(10**12, 10**13)),
             "is_free": rng.random() < free_ratio,
             "package_id": package.pk,
-            "connection_start_date": timezone.localdate(created),
+            "connection_start_date": created.astimezone(self._zone).date(),
             "is_active": rng.random() < ACTIVE_RATIO,
-            "mac_address": "02:" + ":".join(f"{(index >> s) & 0xFF:02X}" for s in (32, 24, 16, 8, 0)),
+            "mac_address": "02:" + ":".join(f"{(index >> s) & 0xFF:02X}" for s in MAC_SHIFTS),
             "connection_type": kind,
             "credentials": {},
             "_price": package.price,
         }
         if kind == ConnectionType.PPPOE:
             row["username"] = f"pppoe{index:0{PHONE_DIGITS}d}"
-            row["password"] = secrets.token_hex(6)
+            row["password"] = f"{self._fresh.getrandbits(48):012x}"
         elif kind == ConnectionType.STATIC:
             row["ip_address"] = f"10.{(index >> 16) & 0xFF}.{(index >> 8) & 0xFF}.{index & 0xFF}"
         return row
 
-    @staticmethod
-    def _payment(rng, customer, year, month, month_start: datetime, now) -> dict:
+    def _payment(self, rng, customer, year, month, month_start: datetime, now) -> dict:
         # The month's bills are generated in its first three days.
         created = min(month_start + timedelta(seconds=rng.randint(0, 3 * 86400)), now)
         return {
-            "uid": uuid.uuid4(),
+            "uid": self._uid(),
             "created_at": created,
             "updated_at": created,
             "customer_id": customer["id"],
@@ -429,10 +449,9 @@ class Command(BaseCommand):
             "paid": False,
         }
 
-    @staticmethod
-    def _pay(rng, payment: dict, now, admin) -> dict:
+    def _pay(self, rng, payment: dict, now, admin) -> dict:
         """Pay ``payment`` in full; the ledger line that says so."""
-        method = _weighted(rng, METHOD_MIX)
+        method = METHODS.draw(rng)
         moment = min(payment["created_at"] + timedelta(minutes=rng.randint(10, 27 * 1440)), now)
         # The record's own uid makes the ID unique for every method, across --append runs.
         trxid = "" if method == PaymentMethod.CASH else payment["uid"].hex.upper()
@@ -446,7 +465,7 @@ class Command(BaseCommand):
             updated_at=moment,
         )
         return {
-            "uid": uuid.uuid4(),
+            "uid": self._uid(),
             "payment": payment,
             "kind": Collection.Kind.COLLECTION.value,
             "amount": payment["bill_amount"],
