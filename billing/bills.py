@@ -183,6 +183,9 @@ def bill_chunk_process(*, chunk_id: int) -> int:
     with transaction.atomic():
         chunk = BillRunChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
         if chunk.done_at is not None:
+            # A redelivery: closing the run may be what was lost.
+            run_id = chunk.run_id
+            transaction.on_commit(lambda: _finish_if_complete(run_id))
             return 0
         created = _create_chunk_bills(chunk.run, chunk)
         chunk.created_count, chunk.done_at = created, timezone.now()
@@ -234,7 +237,8 @@ def bill_run_finish(*, run_id: int) -> None:
 
 def bill_runs_resume(*, stale_seconds: int = 300) -> int:
     """Hand over again what the queue lost: runs the broker never took, and chunks
-    dispatched long ago and still not done. Returns how many tasks it sent."""
+    dispatched long ago and still not done; and close the runs whose every chunk is done.
+    Returns how many tasks it sent."""
     from tasks.bills import bill_run_chunk, bill_run_execute
 
     sent = 0
@@ -250,6 +254,10 @@ def bill_runs_resume(*, stale_seconds: int = 300) -> int:
         if publish(bill_run_chunk, args=[chunk_id]):
             BillRunChunk.objects.filter(pk=chunk_id).update(dispatched_at=timezone.now())
             sent += 1
+    # Every chunk done but the run never closed (its worker died in between).
+    done = BillRun.objects.filter(state=BillRun.State.RUNNING, chunks_done__gte=F("chunks_total"))
+    for run_id in done.values_list("pk", flat=True):
+        bill_run_finish(run_id=run_id)
     return sent
 
 

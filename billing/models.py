@@ -20,7 +20,8 @@ def money_field(**kwargs) -> models.DecimalField:
 class TimeStamped(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Indexed: the dashboard's cache key is the latest change (billing.selectors).
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         abstract = True

@@ -1,8 +1,10 @@
 """Reads: each returns a QuerySet with its joins already chosen (no N+1)."""
 
+import hashlib
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from accounts.models import User
 from billing.models import ZERO, Customer, Package, Payment
@@ -45,8 +47,25 @@ def payment_detail(*, viewer: User, uid) -> Payment:
     )
 
 
+DASHBOARD_CACHE_SECONDS = 60
+
+
 def dashboard_figures() -> dict:
+    """The dashboard, recomputed only when a package, customer or payment record has
+    changed since (every write moves its ``updated_at``): its aggregates read every
+    record, which is too slow to repeat on every request of a busy ISP."""
     year, month = business_month()
+    stamp = tuple(
+        model.objects.aggregate(last=Max("updated_at"))["last"]
+        for model in (Package, Customer, Payment)
+    )
+    key = "dashboard:" + hashlib.sha256(repr((year, month, stamp)).encode()).hexdigest()
+    return cache.get_or_set(
+        key, lambda: _dashboard_compute(year, month), DASHBOARD_CACHE_SECONDS
+    )
+
+
+def _dashboard_compute(year: int, month: str) -> dict:
     customers = Customer.objects.exclude(status=Status.REMOVED).aggregate(
         total=Count("id"), active=Count("id", filter=Q(is_active=True))
     )

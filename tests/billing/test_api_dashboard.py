@@ -110,3 +110,28 @@ def test_figures_follow_the_api(admin_client):
     dash = admin_client.get("/dashboard").json()
     assert (dash["pending_payments"], dash["total_payments"], dash["total_revenue"],
             dash["current_month_payments"]) == (0, 0, "0.00", 0)
+
+
+def test_cached_figures_follow_every_write(client_as):
+    client, staff = client_as("MANAGER")
+    year, month = business_month()
+    package = PackageFactory(price=Decimal("300.00"))
+    customer = CustomerFactory(package=package)
+    before = client.get("/dashboard").json()
+    assert (before["total_customers"], before["total_payments"]) == (1, 0)
+
+    created = client.post("/payments", {
+        "customer_id": customer.pk, "amount": "300.00", "billing_month": month,
+        "billing_year": year, "payment_method": "CASH",
+    })
+    assert created.status_code == 201
+    after_payment = client.get("/dashboard").json()
+    assert (after_payment["total_payments"], after_payment["total_revenue"]) == (1, "300.00")
+    assert after_payment["current_month_payments"] == 1
+
+    assert client.delete(f"/payments/{created.json()['uid']}").status_code == 204
+    after_void = client.get("/dashboard").json()
+    assert (after_void["total_payments"], after_void["total_revenue"]) == (0, "0.00")
+
+    assert client.delete(f"/customers/{customer.uid}").status_code == 204
+    assert client.get("/dashboard").json()["total_customers"] == 0
