@@ -37,3 +37,6 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["phone", "email", "kind", "password1", "password2"]}),
     ]
     filter_horizontal = ["groups"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # soft delete: set the status to REMOVED

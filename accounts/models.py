@@ -52,7 +52,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     image = models.ImageField(upload_to="users/", blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Indexed: cached list counts are keyed by the latest change (core.pagination).
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     objects = UserManager()
 

@@ -14,6 +14,9 @@ class PackageAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     readonly_fields = ["uid", "created_at", "updated_at"]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # soft delete: set the status to REMOVED
+
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
@@ -29,6 +32,9 @@ class CustomerAdmin(admin.ModelAdmin):
         "uid", "created_at", "updated_at", "balance",
         "network_confirmed_at", "network_confirmed_active", "network_last_error",
     ]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # soft delete: set the status to REMOVED
 
 
 class CollectionInline(admin.TabularInline):

@@ -20,7 +20,7 @@ def money_field(**kwargs) -> models.DecimalField:
 class TimeStamped(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    # Indexed: the dashboard's cache key is the latest change (billing.selectors).
+    # Indexed: cached list counts and the dashboard are keyed by the latest change.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:

@@ -139,11 +139,13 @@ def customer_save(
                 "non_field_errors": "This customer conflicts with another one."
             }) from error
         if customer.user and customer.user.kind != UserKind.CUSTOMER:
-            User.objects.filter(pk=customer.user.pk).update(kind=UserKind.CUSTOMER)
+            User.objects.filter(pk=customer.user.pk).update(
+                kind=UserKind.CUSTOMER, updated_at=timezone.now()
+            )
             customer.user.kind = UserKind.CUSTOMER
         if previous_user and previous_user != customer.user:
             User.objects.filter(pk=previous_user.pk, kind=UserKind.CUSTOMER).update(
-                kind=UserKind.OTHER
+                kind=UserKind.OTHER, updated_at=timezone.now()
             )
         if was_active is not None and was_active != customer.is_active:
             connection_change_request(
@@ -169,7 +171,7 @@ def customer_remove(*, customer: Customer, actor: User) -> None:
         fields = ["status", "updated_at", "user"]
         if customer.user_id:
             User.objects.filter(pk=customer.user_id, kind=UserKind.CUSTOMER).update(
-                kind=UserKind.OTHER
+                kind=UserKind.OTHER, updated_at=timezone.now()
             )
             customer.user = None
         if customer.is_active:

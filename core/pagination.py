@@ -6,9 +6,14 @@ the end, or a page that is not a positive number, is 404 ``Invalid page.``
 (as DRF's ``PageNumberPagination``); a page size above the maximum is capped.
 """
 
+import hashlib
+from functools import cache as memoize
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.http import urlencode
@@ -65,7 +70,7 @@ class PageNumberPagination(PaginationBase):
             page = _positive_int(pagination.page)
             if page is None:
                 raise InvalidPage()
-        count = self._items_count(queryset)
+        count = cached_count(queryset)
         last_page = max(1, -(-count // page_size))
         if pagination.page == "last":
             page = last_page
@@ -88,3 +93,44 @@ def _page_url(request: HttpRequest, page: int) -> str:
         query["page"] = str(page)
     encoded = urlencode(sorted(query.lists()), doseq=True)
     return request.build_absolute_uri(request.path + (f"?{encoded}" if encoded else ""))
+
+
+COUNT_CACHE_SECONDS = 60
+
+
+def cached_count(queryset: QuerySet) -> int:
+    """The ``COUNT(*)`` behind a page, remembered until a table the query reads changes.
+
+    On a large table the count is most of a list's cost, and the app asks for the
+    same counts again and again. Every table read here has an indexed ``updated_at``
+    that every write moves, so the latest ``updated_at`` of each (one cheap query)
+    is part of the cache key. Queries over other tables are counted every time."""
+    sql, params = queryset.query.sql_with_params()
+    tables = sorted(
+        {join.table_name for join in queryset.query.alias_map.values()}
+        | {queryset.model._meta.db_table}
+    )
+    if not all(table in _stamped_tables() for table in tables):
+        return queryset.count()
+    latest = ", ".join(
+        f"(SELECT MAX(updated_at) FROM {connection.ops.quote_name(table)})" for table in tables
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {latest}")
+        stamp = cursor.fetchone()
+    key = "count:" + hashlib.sha256(repr((sql, params, stamp)).encode()).hexdigest()
+    count = cache.get(key)
+    if count is None:
+        count = queryset.count()
+        cache.set(key, count, COUNT_CACHE_SECONDS)
+    return count
+
+
+@memoize
+def _stamped_tables() -> frozenset[str]:
+    """Tables whose every write moves an indexed ``updated_at``."""
+    return frozenset(
+        model._meta.db_table
+        for model in apps.get_models()
+        if any(f.name == "updated_at" and f.db_index for f in model._meta.fields)
+    )

@@ -198,6 +198,9 @@ MIKROTIK_USER = env.str("MIKROTIK_USER", default="")
 MIKROTIK_PASSWORD = env.str("MIKROTIK_PASSWORD", default="")
 MIKROTIK_VERIFY_TLS = env.bool("MIKROTIK_VERIFY_TLS", default=True)
 MIKROTIK_TIMEOUT_SECONDS = env.float("MIKROTIK_TIMEOUT_SECONDS", default=5.0)
+# A change the router did not confirm is tried again after this many seconds, doubled
+# on every retry (at most 300).
+NETWORK_RETRY_BASE_SECONDS = env.float("NETWORK_RETRY_BASE_SECONDS", default=5.0)
 if NETWORK_BACKEND == "mikrotik" and not MIKROTIK_URL:
     raise ImproperlyConfigured("NETWORK_BACKEND=mikrotik needs MIKROTIK_URL.")
 

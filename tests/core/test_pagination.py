@@ -265,3 +265,16 @@ def test_trailing_slash_gives_the_same_page_links(client):
     assert slashed.status_code == 200, slashed.content
     assert slashed.json() == plain.json()
     assert split(slashed.json()["next"])[0] == "http://testserver/api/v1/users"
+
+
+def test_cached_counts_follow_every_write(client_as, make_user):
+    """The count behind a page is remembered, but never past a change of its tables."""
+    client, _ = client_as(UserKind.ADMIN)
+    first = client.get("/users", {"kind": "STAFF"}).json()["count"]
+    assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first
+    staff = make_user(kind=UserKind.STAFF)
+    assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first + 1
+    assert client.put(f"/users/{staff.uid}", {"phone": staff.phone, "kind": "OTHER"}).status_code == 200
+    assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first
+    assert client.delete(f"/users/{staff.uid}").status_code == 204
+    assert client.get("/users", {"kind": "OTHER"}).json()["count"] == 0
