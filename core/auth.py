@@ -6,10 +6,16 @@ the cache, keyed by a keyed hash of the credential (never the password), and
 the verdict only stands while the user is active, the login still names them
 (phone and email can change) and their password hash is the one that was
 verified; it expires after ``BASIC_AUTH_CACHE_SECONDS``.
+
+Each process also keeps the last verdicts in memory for a few seconds, which
+spares the shared cache's round trip on a busy client; the same checks apply.
 """
 
 import hashlib
 import hmac
+import threading
+
+from cachetools import TTLCache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,6 +26,9 @@ from accounts.selectors import is_login_of, user_by_login
 from accounts.tokens import InvalidToken, password_fingerprint, token_user
 
 _BASIC_CACHE_PREFIX = "auth:basic:"
+_LOCAL_VERDICT_SECONDS = 10
+_local_verdicts: TTLCache = TTLCache(maxsize=1024, ttl=_LOCAL_VERDICT_SECONDS)
+_local_lock = threading.Lock()
 
 
 class BearerAuth(HttpBearer):
@@ -53,7 +62,15 @@ def basic_credentials_user(*, login: str, password: str) -> User | None:
     """The active user these credentials belong to, verifying the password at most once
     per ``BASIC_AUTH_CACHE_SECONDS`` for as long as the login and password stay the same."""
     key = _credential_key(login, password)
-    remembered = cache.get(key)
+    with _local_lock:
+        remembered = _local_verdicts.get(key)
+    if remembered is None:
+        remembered = cache.get(key)
+        if remembered is not None:
+            # Not refreshed on a local hit: the memo never outlives the shared verdict
+            # by more than its own few seconds.
+            with _local_lock:
+                _local_verdicts[key] = remembered
     if remembered is not None:
         user_id, fingerprint = remembered
         user = User.objects.filter(pk=user_id).first()
@@ -65,6 +82,8 @@ def basic_credentials_user(*, login: str, password: str) -> User | None:
         ):
             return user
         cache.delete(key)
+        with _local_lock:
+            _local_verdicts.pop(key, None)
 
     user = user_by_login(login)
     if user is None:

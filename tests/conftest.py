@@ -7,6 +7,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.tokens import token_issue
+from core import auth
 from core.enums import UserKind
 from tests.factories import PASSWORD, UserFactory
 
@@ -27,6 +28,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
+    auth._local_verdicts.clear()
     yield
 
 
