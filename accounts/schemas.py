@@ -4,10 +4,10 @@ from uuid import UUID
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import AliasPath, field_validator
 
 from core.enums import Gender, Status, UserKind
-from core.schemas import LocalDateTime
+from core.schemas import FileUrl, LocalDateTime, OutSchema
 
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
@@ -37,7 +37,7 @@ def _valid_email(value: str) -> str:
 # Output shapes ---------------------------------------------------------------
 
 
-class UserLite(Schema):
+class UserLite(OutSchema):
     id: int
     uid: UUID
     first_name: str
@@ -49,11 +49,7 @@ class UserLite(Schema):
 class UserList(UserLite):
     gender: Gender
     kind: UserKind
-    image: str | None
-
-    @staticmethod
-    def resolve_image(obj) -> str | None:
-        return obj.image.url if obj.image else None
+    image: FileUrl
 
 
 class UserDetail(UserList):
@@ -64,12 +60,8 @@ class UserDetail(UserList):
 
 
 class Me(UserDetail):
-    customer_uid: UUID | None = None
-
-    @staticmethod
-    def resolve_customer_uid(obj) -> UUID | None:
-        customer = getattr(obj, "customer", None)
-        return customer.uid if customer is not None else None
+    # The linked customer record, if any (a missing one reads as absent).
+    customer_uid: UUID | None = Field(None, validation_alias=AliasPath("customer", "uid"))
 
 
 # Input shapes ----------------------------------------------------------------

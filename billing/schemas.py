@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
-from core.schemas import LocalDateTime, Money
+from core.schemas import LocalDateTime, Money, OutSchema, RelatedList
 from core.timeutils import start_of_business_day
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
@@ -48,7 +48,7 @@ Moment = Annotated[datetime, BeforeValidator(_as_moment)]
 # Packages --------------------------------------------------------------------
 
 
-class PackageBase(Schema):
+class PackageBase(OutSchema):
     id: int
     uid: UUID
     name: str
@@ -76,7 +76,7 @@ class PackageWrite(Schema):
 # Customers -------------------------------------------------------------------
 
 
-class CustomerBase(Schema):
+class CustomerBase(OutSchema):
     id: int
     uid: UUID
     name: str
@@ -170,7 +170,7 @@ class TaskAccepted(Schema):
 # Payments --------------------------------------------------------------------
 
 
-class CollectionOut(Schema):
+class CollectionOut(OutSchema):
     uid: UUID
     kind: str
     amount: Money
@@ -182,7 +182,7 @@ class CollectionOut(Schema):
     created_at: LocalDateTime
 
 
-class PaymentBase(Schema):
+class PaymentBase(OutSchema):
     id: int
     uid: UUID
     customer: CustomerBase
@@ -205,11 +205,7 @@ class PaymentList(PaymentBase):
 
 
 class PaymentDetail(PaymentList):
-    collections: list[CollectionOut]
-
-    @staticmethod
-    def resolve_collections(obj) -> list:
-        return list(obj.collections.all())
+    collections: Annotated[list[CollectionOut], RelatedList]
 
 
 class PaymentIn(Schema):

@@ -1,6 +1,7 @@
 """Carry a connection change out on the router, retrying while it does not answer."""
 
 from celery import shared_task
+from django.conf import settings
 
 from billing.network import NetworkError
 from billing.services import connection_change_apply_now
@@ -16,7 +17,7 @@ def connection_change_apply(self, change_id: int) -> bool:
             # In-process mode must not hold a request in a retry loop; the error is
             # recorded on the change and the customer.
             return False
-        backoff = min(300, 5 * 2 ** self.request.retries)
+        backoff = min(300, settings.NETWORK_RETRY_BASE_SECONDS * 2 ** self.request.retries)
         raise self.retry(exc=error, countdown=backoff) from error
 
 
