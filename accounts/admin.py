@@ -34,7 +34,10 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "created_at", "updated_at"]}),
     ]
     add_fieldsets = [
-        (None, {"classes": ["wide"], "fields": ["phone", "email", "kind", "password1", "password2"]}),
+        (
+            None,
+            {"classes": ["wide"], "fields": ["phone", "email", "kind", "password1", "password2"]},
+        ),
     ]
     filter_horizontal = ["groups"]
 

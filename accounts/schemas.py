@@ -13,14 +13,17 @@ _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
 
 def normalize_phone(value: str) -> str:
-    """Phones are stored without spaces, dashes or brackets: "+880 1711-000000" → "+8801711000000"."""
+    """Phones are stored without spaces, dashes or brackets ("+880 1711-000000" is
+    "+8801711000000")."""
     return re.sub(r"[\s\-().]", "", value or "")
 
 
 def _valid_phone(value: str) -> str:
     phone = normalize_phone(value)
     if not _PHONE.match(phone):
-        raise ValueError("Enter a valid phone number (6 to 15 digits, optionally with a leading +).")
+        raise ValueError(
+            "Enter a valid phone number (6 to 15 digits, optionally with a leading +)."
+        )
     return phone
 
 

@@ -41,8 +41,13 @@ class ListParams(Schema):
 
 # Packages --------------------------------------------------------------------
 
-PACKAGE_ORDERING = {"created_at": "created_at", "name": "name", "price": "price",
-                    "speed_mbps": "speed_mbps", "customer_count": "customer_count"}
+PACKAGE_ORDERING = {
+    "created_at": "created_at",
+    "name": "name",
+    "price": "price",
+    "speed_mbps": "speed_mbps",
+    "customer_count": "customer_count",
+}
 
 
 @packages.get("", auth=None, response=list[PackageList])
@@ -94,8 +99,13 @@ class CustomerFilters(ListParams):
 
 
 CUSTOMER_SEARCH = ("name", "phone", "email", "username", "address", "nid")
-CUSTOMER_ORDERING = {"created_at": "created_at", "name": "name", "phone": "phone",
-                     "username": "username", "connection_start_date": "connection_start_date"}
+CUSTOMER_ORDERING = {
+    "created_at": "created_at",
+    "name": "name",
+    "phone": "phone",
+    "username": "username",
+    "connection_start_date": "connection_start_date",
+}
 
 
 def _filter_customers(found, filters: CustomerFilters):
@@ -152,7 +162,9 @@ class BillGenerateParams(Schema):
 
 @customers.post("/bills/generate", response={202: BillGenerateAccepted})
 def bills_generate(
-    request, params: Query[BillGenerateParams], payload: BillGenerateIn | None = Body(None)
+    request,
+    params: Query[BillGenerateParams],
+    payload: BillGenerateIn | None = Body(None),  # noqa: B008 (ninja's way to declare it)
 ):
     require(request.auth, "bills.generate")
     run = bills.bill_run_start(
@@ -161,12 +173,15 @@ def bills_generate(
         month=params.month,
         customer_ids=payload.customer_ids if payload else None,
     )
-    return Status(202, {
-        "message": f"Bill generation for {run.billing_month} {run.billing_year} started.",
-        "task_id": run.task_id,
-        "billing_month": run.billing_month,
-        "billing_year": run.billing_year,
-    })
+    return Status(
+        202,
+        {
+            "message": f"Bill generation for {run.billing_month} {run.billing_year} started.",
+            "task_id": run.task_id,
+            "billing_month": run.billing_month,
+            "billing_year": run.billing_year,
+        },
+    )
 
 
 @customers.get("/{uid}", response=CustomerDetail)
@@ -209,9 +224,14 @@ class PaymentFilters(ListParams):
 
 
 PAYMENT_SEARCH = ("customer__name", "customer__phone", "transaction_id", "note")
-PAYMENT_ORDERING = {"created_at": "created_at", "updated_at": "updated_at",
-                    "payment_date": "payment_date", "amount": "amount",
-                    "bill_amount": "bill_amount", "billing_year": "billing_year"}
+PAYMENT_ORDERING = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "payment_date": "payment_date",
+    "amount": "amount",
+    "bill_amount": "bill_amount",
+    "billing_year": "billing_year",
+}
 
 
 def _filter_payments(found, filters: PaymentFilters):

@@ -314,6 +314,10 @@ class BillRunChunk(models.Model):
             models.UniqueConstraint(fields=["run", "number"], name="bill_run_chunk_unique"),
         ]
 
+    def __str__(self) -> str:
+        first, last = self.first_customer_id, self.last_customer_id
+        return f"Chunk {self.number} of {self.run} (customers {first}-{last})"
+
 
 class ReconciliationRun(models.Model):
     """A check of every record against its ledger, and the credit it carried forward."""
@@ -339,6 +343,9 @@ class ReconciliationRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.trigger} ({self.state})"
 
 
 class Notification(models.Model):

@@ -19,7 +19,9 @@ _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 # Money in: a string or a number, two places at most, never a float inside.
 MoneyIn = Annotated[
     Decimal,
-    BeforeValidator(lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v),
+    BeforeValidator(
+        lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+    ),
     Field(max_digits=12, decimal_places=2),
 ]
 

@@ -58,9 +58,7 @@ def package_remove(*, package: Package) -> None:
         package = Package.objects.select_for_update().get(pk=package.pk)
         in_use = package.customers.exclude(status=Status.REMOVED).count()
         if in_use:
-            raise ApiError(
-                {"detail": f"This package has {in_use} customer(s); move them first."}
-            )
+            raise ApiError({"detail": f"This package has {in_use} customer(s); move them first."})
         package.status = Status.REMOVED
         package.save(update_fields=["status", "updated_at"])
 
@@ -135,9 +133,10 @@ def customer_save(
             with transaction.atomic():
                 customer.save()
         except IntegrityError as error:
-            raise FieldErrors(_customer_errors({**data, "connection_type": ""}, customer) or {
-                "non_field_errors": "This customer conflicts with another one."
-            }) from error
+            raise FieldErrors(
+                _customer_errors({**data, "connection_type": ""}, customer)
+                or {"non_field_errors": "This customer conflicts with another one."}
+            ) from error
         if customer.user and customer.user.kind != UserKind.CUSTOMER:
             User.objects.filter(pk=customer.user.pk).update(
                 kind=UserKind.CUSTOMER, updated_at=timezone.now()
@@ -156,7 +155,9 @@ def customer_save(
             )
         elif creating and not customer.is_active:
             connection_change_request(
-                customer=customer, enable=False, reason=ConnectionChange.Reason.UPDATE,
+                customer=customer,
+                enable=False,
+                reason=ConnectionChange.Reason.UPDATE,
                 requested_by=actor,
             )
     return customer
@@ -178,7 +179,9 @@ def customer_remove(*, customer: Customer, actor: User) -> None:
             customer.is_active = False
             fields.append("is_active")
             connection_change_request(
-                customer=customer, enable=False, reason=ConnectionChange.Reason.REMOVED,
+                customer=customer,
+                enable=False,
+                reason=ConnectionChange.Reason.REMOVED,
                 requested_by=actor,
             )
         customer.save(update_fields=fields)
@@ -343,11 +346,14 @@ def payment_record(
         raise field_error("transaction_id", "This transaction ID has already been recorded.")
     with transaction.atomic():
         # Serialises every writer of this customer's records.
-        customer = Customer.objects.select_for_update().select_related("package").get(
-            pk=customer.pk
+        customer = (
+            Customer.objects.select_for_update().select_related("package").get(pk=customer.pk)
         )
         live = Payment.objects.select_for_update().filter(
-            customer=customer, billing_year=year, billing_month=billing_month, voided_at__isnull=True
+            customer=customer,
+            billing_year=year,
+            billing_month=billing_month,
+            voided_at__isnull=True,
         )
         payment = live.first()
         if payment is not None and payment.paid:
@@ -412,15 +418,16 @@ def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Pa
         ):
             raise field_error("transaction_id", "This transaction ID has already been recorded.")
         month = data.get("billing_month", payment.billing_month)
-        if month != payment.billing_month and Payment.objects.filter(
-            customer=payment.customer_id,
-            billing_year=payment.billing_year,
-            billing_month=month,
-            voided_at__isnull=True,
-        ).exists():
-            raise field_error(
-                "billing_month", f"This customer already has a record for {month}."
-            )
+        if (
+            month != payment.billing_month
+            and Payment.objects.filter(
+                customer=payment.customer_id,
+                billing_year=payment.billing_year,
+                billing_month=month,
+                voided_at__isnull=True,
+            ).exists()
+        ):
+            raise field_error("billing_month", f"This customer already has a record for {month}.")
         moment = data.get("payment_date") or payment.payment_date or timezone.now()
         try:
             with transaction.atomic():

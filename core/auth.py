@@ -16,7 +16,6 @@ import hmac
 import threading
 
 from cachetools import TTLCache
-
 from django.conf import settings
 from django.core.cache import cache
 from ninja.security import HttpBasicAuth, HttpBearer

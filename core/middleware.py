@@ -63,4 +63,6 @@ def json_handler500(request):
     detail = "A server error occurred."
     if settings.DEBUG:
         detail += " See the server log."
-    return HttpResponse(orjson.dumps({"detail": detail}), status=500, content_type="application/json")
+    return HttpResponse(
+        orjson.dumps({"detail": detail}), status=500, content_type="application/json"
+    )

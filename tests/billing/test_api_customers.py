@@ -5,7 +5,6 @@ import pytest
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
 from tests.billing.factories import CustomerFactory, PackageFactory
-from tests.conftest import ApiClient
 from tests.billing.shapes import (
     CUSTOMER_DETAIL_KEYS,
     CUSTOMER_LIST_KEYS,
@@ -13,6 +12,7 @@ from tests.billing.shapes import (
     assert_customer,
     assert_page,
 )
+from tests.conftest import ApiClient
 
 pytestmark = pytest.mark.django_db
 

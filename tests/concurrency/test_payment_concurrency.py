@@ -41,7 +41,9 @@ def test_twenty_parallel_payments_sum_to_the_paisa():
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda body: _post_in_thread(staff, body), bodies))
 
-    accepted = [Decimal(b["amount"]) for b, r in zip(bodies, responses) if r.status_code == 201]
+    accepted = [
+        Decimal(b["amount"]) for b, r in zip(bodies, responses, strict=True) if r.status_code == 201
+    ]
     assert [r.status_code for r in responses] == [201] * 20, [r.content for r in responses]
     records = Payment.objects.filter(customer=customer, voided_at__isnull=True)
     assert records.count() == 1

@@ -41,5 +41,7 @@ def test_payments_are_voided_not_deleted(operator):
     payment.refresh_from_db()
     assert payment.voided_at is not None
     assert Payment.objects.filter(pk=payment.pk).exists()
-    assert operator.get(reverse("admin:billing_payment_delete", args=[payment.pk])).status_code == 403
+    assert (
+        operator.get(reverse("admin:billing_payment_delete", args=[payment.pk])).status_code == 403
+    )
     assert Collection.objects.count() == 0

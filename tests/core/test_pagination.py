@@ -274,7 +274,10 @@ def test_cached_counts_follow_every_write(client_as, make_user):
     assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first
     staff = make_user(kind=UserKind.STAFF)
     assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first + 1
-    assert client.put(f"/users/{staff.uid}", {"phone": staff.phone, "kind": "OTHER"}).status_code == 200
+    assert (
+        client.put(f"/users/{staff.uid}", {"phone": staff.phone, "kind": "OTHER"}).status_code
+        == 200
+    )
     assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first
     assert client.delete(f"/users/{staff.uid}").status_code == 204
     assert client.get("/users", {"kind": "OTHER"}).json()["count"] == 0

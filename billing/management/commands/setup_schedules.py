@@ -24,7 +24,11 @@ SCHEDULES = {
         {"minute": "0", "hour": "10"},
         None,
     ),
-    "Daily auto-suspend (01:00)": ("tasks.dunning.auto_suspend", {"minute": "0", "hour": "1"}, None),
+    "Daily auto-suspend (01:00)": (
+        "tasks.dunning.auto_suspend",
+        {"minute": "0", "hour": "1"},
+        None,
+    ),
     "Outbox sweep (every minute)": ("tasks.notifications.notifications_dispatch", None, 1),
     "Network re-sync (every minute)": ("tasks.network.connection_changes_resend", None, 1),
     "Bill-run resume (every 5 minutes)": ("tasks.bills.bill_runs_resume", None, 5),
@@ -37,11 +41,18 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         for name, (task, cron, minutes) in SCHEDULES.items():
-            fields = {"task": task, "enabled": True, "kwargs": json.dumps({}),
-                      "crontab": None, "interval": None}
+            fields = {
+                "task": task,
+                "enabled": True,
+                "kwargs": json.dumps({}),
+                "crontab": None,
+                "interval": None,
+            }
             if cron:
                 fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-                    day_of_week="*", month_of_year="*", **{"day_of_month": "*", **cron},
+                    day_of_week="*",
+                    month_of_year="*",
+                    **{"day_of_month": "*", **cron},
                     timezone=settings.TIME_ZONE,
                 )
             else:
