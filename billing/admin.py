@@ -4,7 +4,17 @@ payment records voided rather than deleted."""
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from billing.models import Collection, ConnectionChange, Customer, Package, Payment
+from billing.models import (
+    BillRun,
+    BillRunChunk,
+    Collection,
+    ConnectionChange,
+    Customer,
+    Notification,
+    Package,
+    Payment,
+    ReconciliationRun,
+)
 
 
 @admin.register(Package)
@@ -21,16 +31,28 @@ class PackageAdmin(admin.ModelAdmin):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "phone", "username", "package", "connection_type", "is_active", "is_free",
-        "status", "network_confirmed_at",
+        "name",
+        "phone",
+        "username",
+        "package",
+        "connection_type",
+        "is_active",
+        "is_free",
+        "status",
+        "network_confirmed_at",
     ]
     list_filter = ["status", "is_active", "is_free", "connection_type", "package"]
     search_fields = ["name", "phone", "email", "username", "nid", "ip_address"]
     list_select_related = ["package"]
     raw_id_fields = ["user"]
     readonly_fields = [
-        "uid", "created_at", "updated_at", "balance",
-        "network_confirmed_at", "network_confirmed_active", "network_last_error",
+        "uid",
+        "created_at",
+        "updated_at",
+        "balance",
+        "network_confirmed_at",
+        "network_confirmed_active",
+        "network_last_error",
     ]
 
     def has_delete_permission(self, request, obj=None):
@@ -41,8 +63,17 @@ class CollectionInline(admin.TabularInline):
     model = Collection
     extra = 0
     can_delete = False
-    fields = ["kind", "amount", "payment_method", "transaction_id", "payment_date",
-              "recorded_by", "created_at", "voided_at", "note"]
+    fields = [
+        "kind",
+        "amount",
+        "payment_method",
+        "transaction_id",
+        "payment_date",
+        "recorded_by",
+        "created_at",
+        "voided_at",
+        "note",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -51,16 +82,38 @@ class CollectionInline(admin.TabularInline):
 
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
-    list_display = ["customer", "billing_month", "billing_year", "bill_amount", "amount",
-                    "paid", "payment_method", "transaction_id", "voided_at"]
-    list_filter = ["paid", "billing_year", "billing_month", "payment_method",
-                   ("voided_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "customer",
+        "billing_month",
+        "billing_year",
+        "bill_amount",
+        "amount",
+        "paid",
+        "payment_method",
+        "transaction_id",
+        "voided_at",
+    ]
+    list_filter = [
+        "paid",
+        "billing_year",
+        "billing_month",
+        "payment_method",
+        ("voided_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["customer__name", "customer__phone", "transaction_id"]
     list_select_related = ["customer", "entry_by"]
     raw_id_fields = ["customer", "entry_by", "voided_by"]
     # Money moves only through the API's services, which keep the ledger.
-    readonly_fields = ["uid", "amount", "paid", "bill_amount", "voided_at", "voided_by",
-                       "created_at", "updated_at"]
+    readonly_fields = [
+        "uid",
+        "amount",
+        "paid",
+        "bill_amount",
+        "voided_at",
+        "voided_by",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [CollectionInline]
     actions = ["void_selected"]
 
@@ -75,14 +128,23 @@ class PaymentAdmin(admin.ModelAdmin):
         for payment in queryset.filter(voided_at__isnull=True):
             payment_void(payment=payment, actor=request.user)
             count += 1
-        self.message_user(request, f"Voided {count} record(s) at {timezone.localtime():%H:%M}.",
-                          messages.SUCCESS)
+        self.message_user(
+            request, f"Voided {count} record(s) at {timezone.localtime():%H:%M}.", messages.SUCCESS
+        )
 
 
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ["payment", "kind", "amount", "payment_method", "transaction_id",
-                    "payment_date", "recorded_by", "voided_at"]
+    list_display = [
+        "payment",
+        "kind",
+        "amount",
+        "payment_method",
+        "transaction_id",
+        "payment_date",
+        "recorded_by",
+        "voided_at",
+    ]
     list_filter = ["kind", "payment_method"]
     search_fields = ["transaction_id", "payment__customer__name"]
     list_select_related = ["payment__customer", "recorded_by"]
@@ -99,8 +161,16 @@ class CollectionAdmin(admin.ModelAdmin):
 
 @admin.register(ConnectionChange)
 class ConnectionChangeAdmin(admin.ModelAdmin):
-    list_display = ["customer", "enable", "reason", "created_at", "attempts", "confirmed_at",
-                    "superseded", "last_error"]
+    list_display = [
+        "customer",
+        "enable",
+        "reason",
+        "created_at",
+        "attempts",
+        "confirmed_at",
+        "superseded",
+        "last_error",
+    ]
     list_filter = ["enable", "reason", "superseded", ("confirmed_at", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name", "customer__username", "task_id"]
     list_select_related = ["customer"]
@@ -108,3 +178,93 @@ class ConnectionChangeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the task queue writes: for reading, never for editing by hand."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class BillRunChunkInline(admin.TabularInline):
+    model = BillRunChunk
+    extra = 0
+    can_delete = False
+    fields = [
+        "number",
+        "first_customer_id",
+        "last_customer_id",
+        "created_count",
+        "dispatched_at",
+        "done_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BillRun)
+class BillRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "billing_month",
+        "billing_year",
+        "state",
+        "progress",
+        "billable_count",
+        "created_count",
+        "skipped_count",
+        "missing_count",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["state", "billing_year", "billing_month"]
+    search_fields = ["task_id", "uid"]
+    list_select_related = ["requested_by"]
+    inlines = [BillRunChunkInline]
+
+    @admin.display(description="chunks done")
+    def progress(self, run):
+        return f"{run.chunks_done}/{run.chunks_total}"
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "trigger",
+        "state",
+        "checked_count",
+        "fixed_count",
+        "credits_moved",
+        "credit_amount",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["state"]
+    search_fields = ["task_id", "trigger"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "event",
+        "channel",
+        "customer",
+        "state",
+        "attempts",
+        "created_at",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["state", "event", "channel"]
+    search_fields = ["event_key", "customer__name", "customer__phone"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer", "payment"]

@@ -181,7 +181,13 @@ def _create_chunk_bills(run: BillRun, chunk: BillRunChunk) -> int:
 def bill_chunk_process(*, chunk_id: int) -> int:
     """Do one chunk exactly once; returns the records it created (0 when already done)."""
     with transaction.atomic():
-        chunk = BillRunChunk.objects.select_for_update().select_related("run").get(pk=chunk_id)
+        # Only the chunk's row: locking the run's too (select_related's default) made a
+        # run's chunks wait for one another, one at a time.
+        chunk = (
+            BillRunChunk.objects.select_for_update(of=("self",))
+            .select_related("run")
+            .get(pk=chunk_id)
+        )
         if chunk.done_at is not None:
             # A redelivery: closing the run may be what was lost.
             run_id = chunk.run_id
