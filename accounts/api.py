@@ -20,11 +20,12 @@ from accounts.schemas import (
 )
 from core.enums import Status as RecordStatus
 from core.enums import UserKind
-from core.listing import ordering_apply, search_filter
+from core.listing import filters_apply, ordering_apply, search_filter
 from core.permissions import require
 
 router = Router(tags=["users"])
 
+USER_FILTERS = {"kind": "kind", "status": "status"}
 USER_SEARCH_FIELDS = ("first_name", "last_name", "phone", "email")
 USER_ORDERING = {
     "created_at": "created_at",
@@ -82,11 +83,7 @@ def me_update(request, payload: MeUpdate):
 @paginate
 def user_list(request, filters: Query[UserFilters]):
     require(request.auth, "users.read")
-    users = selectors.user_list()
-    if filters.kind:
-        users = users.filter(kind=filters.kind)
-    if filters.status:
-        users = users.filter(status=filters.status)
+    users = filters_apply(selectors.user_list(), filters, USER_FILTERS)
     users = search_filter(users, filters.search, USER_SEARCH_FIELDS)
     return ordering_apply(users, filters.ordering, USER_ORDERING)
 

@@ -24,7 +24,7 @@ from billing.schemas import (
     TaskStatus,
 )
 from core.enums import BillingMonth, PaymentMethod
-from core.listing import ordering_apply, search_filter
+from core.listing import filters_apply, ordering_apply, search_filter
 from core.permissions import require
 
 packages = Router(tags=["packages"])
@@ -108,16 +108,19 @@ CUSTOMER_ORDERING = {
 }
 
 
+CUSTOMER_FILTERS = {
+    "name": "name__icontains",
+    "phone": "phone",
+    "username": "username__icontains",
+    "package_id": "package_id",
+    "user_id": "user_id",
+    "is_active": "is_active",
+    "is_free": "is_free",
+}
+
+
 def _filter_customers(found, filters: CustomerFilters):
-    if filters.name:
-        found = found.filter(name__icontains=filters.name)
-    if filters.phone:
-        found = found.filter(phone=filters.phone)
-    if filters.username:
-        found = found.filter(username__icontains=filters.username)
-    for field in ("package_id", "user_id", "is_active", "is_free"):
-        if getattr(filters, field) is not None:
-            found = found.filter(**{field: getattr(filters, field)})
+    found = filters_apply(found, filters, CUSTOMER_FILTERS)
     found = search_filter(found, filters.search, CUSTOMER_SEARCH)
     return ordering_apply(found, filters.ordering, CUSTOMER_ORDERING)
 
@@ -234,18 +237,20 @@ PAYMENT_ORDERING = {
 }
 
 
+PAYMENT_FILTERS = {
+    "customer_name": "customer__name__icontains",
+    "customer_phone": "customer__phone",
+    "collected_by": "entry_by__first_name__icontains",
+    "month": "billing_month",
+    "paid": "paid",
+    "billing_year": "billing_year",
+    "payment_method": "payment_method",
+    "customer_id": "customer_id",
+}
+
+
 def _filter_payments(found, filters: PaymentFilters):
-    if filters.customer_name:
-        found = found.filter(customer__name__icontains=filters.customer_name)
-    if filters.customer_phone:
-        found = found.filter(customer__phone=filters.customer_phone)
-    if filters.collected_by:
-        found = found.filter(entry_by__first_name__icontains=filters.collected_by)
-    if filters.month:
-        found = found.filter(billing_month=filters.month)
-    for field in ("paid", "billing_year", "payment_method", "customer_id"):
-        if getattr(filters, field) is not None:
-            found = found.filter(**{field: getattr(filters, field)})
+    found = filters_apply(found, filters, PAYMENT_FILTERS)
     found = search_filter(found, filters.search, PAYMENT_SEARCH)
     return ordering_apply(found, filters.ordering, PAYMENT_ORDERING)
 

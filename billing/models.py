@@ -253,15 +253,20 @@ class ConnectionChange(models.Model):
         return f"{'enable' if self.enable else 'disable'} {self.customer} ({self.reason})"
 
 
+class RunState(models.TextChoices):
+    """Where a bill run or a reconciliation is."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
 class BillRun(models.Model):
     """One bill generation for a month: who asked, for whom, how far it got, and a health
     check of the result."""
 
-    class State(models.TextChoices):
-        PENDING = "PENDING"
-        RUNNING = "RUNNING"
-        SUCCESS = "SUCCESS"
-        FAILED = "FAILED"
+    State = RunState
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     task_id = models.CharField(max_length=64, unique=True)
@@ -322,11 +327,7 @@ class BillRunChunk(models.Model):
 class ReconciliationRun(models.Model):
     """A check of every record against its ledger, and the credit it carried forward."""
 
-    class State(models.TextChoices):
-        PENDING = "PENDING"
-        RUNNING = "RUNNING"
-        SUCCESS = "SUCCESS"
-        FAILED = "FAILED"
+    State = RunState
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     task_id = models.CharField(max_length=64, unique=True)

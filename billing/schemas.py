@@ -210,14 +210,9 @@ class PaymentDetail(PaymentList):
     collections: Annotated[list[CollectionOut], RelatedList]
 
 
-class PaymentIn(Schema):
-    """``POST /customers/{uid}/payments``: the URL names the customer."""
-
-    amount: MoneyIn = Field(..., gt=0)
+class _PaymentFields(Schema):
     billing_month: BillingMonth
-    billing_year: int | None = Field(None, ge=2000, le=2100)
     payment_method: PaymentMethod
-    paid: bool = False
     transaction_id: str = Field("", max_length=100)
     payment_date: Moment | None = None
     note: str = ""
@@ -226,25 +221,25 @@ class PaymentIn(Schema):
     @classmethod
     def _strip(cls, value: str) -> str:
         return value.strip()
+
+
+class PaymentIn(_PaymentFields):
+    """``POST /customers/{uid}/payments``: the URL names the customer."""
+
+    amount: MoneyIn = Field(..., gt=0)
+    billing_year: int | None = Field(None, ge=2000, le=2100)
+    paid: bool = False
 
 
 class PaymentCreate(PaymentIn):
     customer_id: int
 
 
-class PaymentUpdate(Schema):
-    amount: MoneyIn = Field(..., ge=0)
-    billing_month: BillingMonth
-    payment_method: PaymentMethod
-    paid: bool
-    transaction_id: str = Field("", max_length=100)
-    payment_date: Moment | None = None
-    note: str = ""
+class PaymentUpdate(_PaymentFields):
+    """``PUT /payments/{uid}``: a correction; the amount may go down to zero."""
 
-    @field_validator("transaction_id")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
+    amount: MoneyIn = Field(..., ge=0)
+    paid: bool
 
 
 # Dashboard -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``?search=`` and ``?ordering=`` for every list, written once."""
+"""``?search=``, ``?ordering=`` and field filters for every list, written once."""
 
 from functools import reduce
 from operator import or_
@@ -32,3 +32,13 @@ def ordering_apply(
             )
         order_by.append(("-" if term.startswith("-") else "") + allowed[name])
     return queryset.order_by(*order_by, *queryset.query.order_by or queryset.model._meta.ordering)
+
+
+def filters_apply(queryset: QuerySet, filters, lookups: dict[str, str]) -> QuerySet:
+    """Filter by each of ``filters``' attributes that was given (not None or empty),
+    with the ORM lookup ``lookups`` names for it."""
+    for name, lookup in lookups.items():
+        value = getattr(filters, name)
+        if value is not None and value != "":
+            queryset = queryset.filter(**{lookup: value})
+    return queryset
