@@ -118,7 +118,7 @@ def customer_save(
     with transaction.atomic():
         if creating:
             customer = Customer()
-            was_active = None
+            was_active = True
         else:
             customer = Customer.objects.select_for_update().get(pk=customer.pk)
             was_active = customer.is_active
@@ -146,17 +146,11 @@ def customer_save(
             User.objects.filter(pk=previous_user.pk, kind=UserKind.CUSTOMER).update(
                 kind=UserKind.OTHER, updated_at=timezone.now()
             )
-        if was_active is not None and was_active != customer.is_active:
+        # A new customer is assumed enabled on the router; tell it otherwise.
+        if customer.is_active != was_active:
             connection_change_request(
                 customer=customer,
                 enable=customer.is_active,
-                reason=ConnectionChange.Reason.UPDATE,
-                requested_by=actor,
-            )
-        elif creating and not customer.is_active:
-            connection_change_request(
-                customer=customer,
-                enable=False,
                 reason=ConnectionChange.Reason.UPDATE,
                 requested_by=actor,
             )
