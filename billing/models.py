@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
 
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
 
 
 def money_field(**kwargs) -> models.DecimalField:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import (
+    CENT,
     ZERO,
     Collection,
     ConnectionChange,
@@ -282,7 +283,8 @@ def connection_changes_resend(*, stale_seconds: int = 60) -> int:
 def payment_settle(payment: Payment) -> None:
     """Recompute ``amount`` from the ledger and ``paid`` from the rule."""
     total = payment.collections.filter(voided_at__isnull=True).aggregate(total=Sum("amount"))
-    payment.amount = total["total"] or ZERO
+    # Quantised: SQLite's SUM of decimals comes back without its places.
+    payment.amount = (total["total"] or ZERO).quantize(CENT)
     payment.paid = payment.waived or payment.amount >= payment.bill_amount
 
 

@@ -19,6 +19,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
+from core.renderers import NullCharacters
+
 logger = logging.getLogger(__name__)
 
 NON_FIELD_ERRORS = "non_field_errors"
@@ -183,6 +185,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc: HttpError):
+        if isinstance(exc.__cause__, NullCharacters):
+            body = {field: ["Null characters are not allowed."] for field in exc.__cause__.fields}
+            return _respond(api, request, body, 400)
         detail = str(exc)
         if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
             detail = "JSON parse error - the request body is not valid JSON."

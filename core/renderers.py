@@ -21,6 +21,32 @@ class OrjsonRenderer(BaseRenderer):
         return orjson.dumps(data, default=_default)
 
 
+class NullCharacters(ValueError):
+    """A string in the body holds NUL, which no text column can store."""
+
+    def __init__(self, fields: list[str]):
+        self.fields = fields
+        super().__init__(f"Null characters are not allowed in {', '.join(fields)}.")
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class OrjsonParser(Parser):
     def parse_body(self, request):
-        return orjson.loads(request.body)
+        data = orjson.loads(request.body)
+        if b"\\u0000" in request.body and _has_nul(data):  # cheap test first
+            fields = (
+                [str(k) for k, v in data.items() if _has_nul(k) or _has_nul(v)]
+                if isinstance(data, dict)
+                else ["non_field_errors"]
+            )
+            raise NullCharacters(fields)
+        return data
