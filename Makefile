@@ -44,5 +44,11 @@ flower: install
 bench-auth: install
 	$(BIN)/python bench/basic_vs_bearer.py
 
+## Bill run through the queue (2 workers) vs a get_or_create loop vs one INSERT ... SELECT,
+## then 100,000 notices through the logging SMS backend. BENCH_CUSTOMERS=1000000 for the target.
+BENCH_CUSTOMERS ?= 100000
+bench: install
+	$(BIN)/python bench/bill_run.py --customers $(BENCH_CUSTOMERS) --naive-sample 20000
+
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache
