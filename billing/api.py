@@ -145,7 +145,7 @@ def customer_list(request, filters: Query[CustomerFilters]):
 def customer_create(request, payload: CustomerWrite):
     require(request.auth, "customers.create")
     customer = services.customer_save(data=payload.dict(), actor=request.auth)
-    return Status(201, selectors.customer_list(viewer=request.auth).get(pk=customer.pk))
+    return Status(201, selectors.customer_detail_list(viewer=request.auth).get(pk=customer.pk))
 
 
 @customers.post("/status/toggle", response=TaskAccepted)
@@ -190,7 +190,7 @@ def bills_generate(
 @customers.get("/{uid}", response=CustomerDetail)
 def customer_detail(request, uid: UUID):
     require(request.auth, "customers.read")
-    return selectors.customer_list(viewer=request.auth).get(uid=uid)
+    return selectors.customer_detail_list(viewer=request.auth).get(uid=uid)
 
 
 @customers.put("/{uid}", response=CustomerDetail)
@@ -201,7 +201,7 @@ def customer_update(request, uid: UUID, payload: CustomerWrite):
     if "user_id" not in payload.model_fields_set:
         data.pop("user_id")  # the app's edit form never sends it: keep the link
     services.customer_save(customer=customer, data=data, actor=request.auth)
-    return selectors.customer_list(viewer=request.auth).get(pk=customer.pk)
+    return selectors.customer_detail_list(viewer=request.auth).get(pk=customer.pk)
 
 
 @customers.delete("/{uid}", response={204: None})

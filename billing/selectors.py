@@ -23,16 +23,34 @@ def package_list() -> QuerySet[Package]:
 
 def customer_list(*, viewer: User) -> QuerySet[Customer]:
     """Customers not REMOVED that ``viewer`` may see: a CUSTOMER sees only their own."""
-    customers = Customer.objects.exclude(status=Status.REMOVED).select_related("package", "user")
+    customers = Customer.objects.exclude(status=Status.REMOVED).select_related("package")
     if viewer.kind == UserKind.CUSTOMER:
         customers = customers.filter(user=viewer)
     return customers
 
 
+def customer_detail_list(*, viewer: User) -> QuerySet[Customer]:
+    """``customer_list`` with the linked user account, for the detail shape."""
+    return customer_list(viewer=viewer).select_related("user")
+
+
+# Only the columns of CustomerBase and UserLite: a page of payments builds 50 of each.
+_PAYMENT_RELATED_FIELDS = (
+    *(
+        f"customer__{name}"
+        for name in ("id", "uid", "name", "email", "phone", "address", "nid", "is_free", "user_id")
+    ),
+    *(f"entry_by__{name}" for name in ("id", "uid", "first_name", "last_name", "phone", "email")),
+)
+
+
 def payment_list(*, viewer: User) -> QuerySet[Payment]:
     """Records not voided that ``viewer`` may see: a CUSTOMER sees only their own."""
-    payments = Payment.objects.filter(voided_at__isnull=True).select_related(
-        "customer", "entry_by"
+    own_fields = [f.attname for f in Payment._meta.concrete_fields]
+    payments = (
+        Payment.objects.filter(voided_at__isnull=True)
+        .select_related("customer", "entry_by")
+        .only(*own_fields, *_PAYMENT_RELATED_FIELDS)
     )
     if viewer.kind == UserKind.CUSTOMER:
         payments = payments.filter(customer__user=viewer)
@@ -40,11 +58,7 @@ def payment_list(*, viewer: User) -> QuerySet[Payment]:
 
 
 def payment_detail(*, viewer: User, uid) -> Payment:
-    return (
-        payment_list(viewer=viewer)
-        .prefetch_related("collections__recorded_by")
-        .get(uid=uid)
-    )
+    return payment_list(viewer=viewer).prefetch_related("collections__recorded_by").get(uid=uid)
 
 
 DASHBOARD_CACHE_SECONDS = 60
@@ -60,9 +74,7 @@ def dashboard_figures() -> dict:
         for model in (Package, Customer, Payment)
     )
     key = "dashboard:" + hashlib.sha256(repr((year, month, stamp)).encode()).hexdigest()
-    return cache.get_or_set(
-        key, lambda: _dashboard_compute(year, month), DASHBOARD_CACHE_SECONDS
-    )
+    return cache.get_or_set(key, lambda: _dashboard_compute(year, month), DASHBOARD_CACHE_SECONDS)
 
 
 def _dashboard_compute(year: int, month: str) -> dict:
@@ -117,25 +129,45 @@ def task_status(task_id: str) -> dict:
 
     run = BillRun.objects.filter(task_id=task_id).first()
     if run is not None:
-        return {"task_id": task_id, "status": _celery_state(run.state, run.started_at),
-                "result": bill_run_result(run), "progress": bill_run_progress(run)}
+        return {
+            "task_id": task_id,
+            "status": _celery_state(run.state, run.started_at),
+            "result": bill_run_result(run),
+            "progress": bill_run_progress(run),
+        }
     reconciliation = ReconciliationRun.objects.filter(task_id=task_id).first()
     if reconciliation is not None:
-        return {"task_id": task_id, "status": _celery_state(reconciliation.state, True),
-                "result": reconciliation_result(reconciliation), "progress": None}
+        return {
+            "task_id": task_id,
+            "status": _celery_state(reconciliation.state, True),
+            "result": reconciliation_result(reconciliation),
+            "progress": None,
+        }
     change = ConnectionChange.objects.filter(task_id=task_id).first()
     if change is not None:
         state = "SUCCESS" if change.confirmed_at else ("RETRY" if change.last_error else "PENDING")
-        return {"task_id": task_id, "status": state, "progress": None, "result": {
-            "username": change.customer.username, "enable": change.enable,
-            "confirmed_at": change.confirmed_at.isoformat() if change.confirmed_at else None,
-            "attempts": change.attempts, "superseded": change.superseded,
-            "last_error": change.last_error}}
+        return {
+            "task_id": task_id,
+            "status": state,
+            "progress": None,
+            "result": {
+                "username": change.customer.username,
+                "enable": change.enable,
+                "confirmed_at": change.confirmed_at.isoformat() if change.confirmed_at else None,
+                "attempts": change.attempts,
+                "superseded": change.superseded,
+                "last_error": change.last_error,
+            },
+        }
     stored = TaskResult.objects.filter(task_id=task_id).first()
     if stored is None:
         raise TaskResult.DoesNotExist
-    return {"task_id": task_id, "status": stored.status, "result": _json_or_text(stored.result),
-            "progress": None}
+    return {
+        "task_id": task_id,
+        "status": stored.status,
+        "result": _json_or_text(stored.result),
+        "progress": None,
+    }
 
 
 def _celery_state(state: str, started) -> str:
