@@ -39,10 +39,7 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,44 +47,28 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+from common import (
+    HOST,
+    BenchError,
+    bench_settings,
+    drop_database,
+    ensure_database,
+    free_port,
+    percentile,
+    request,
+    run_manage,
+    start_gunicorn,
+    stop_gunicorn,
+    wait_healthy,
+)
+
 PHONE = "01800000000"
 ME_PATH = "/api/v1/users/me"
-HEALTH_PATH = "/api/v1/health"
 LOGIN_PATH = "/api/v1/users/login"
 TARGET_RATIO = 0.80
-HOST = "127.0.0.1"
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # Setup ---------------------------------------------------------------------
-
-
-def ensure_database(name: str, admin_url: str) -> bool:
-    """Create the database ``name`` if it is missing; True when it was created."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def drop_database(name: str, admin_url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 def bench_env(args) -> dict[str, str]:
@@ -96,16 +77,7 @@ def bench_env(args) -> dict[str, str]:
     env.pop("PASSWORD_HASHERS", None)
     for name in ("CACHE_URL", "CELERY_BROKER_URL", "JWT_SIGNING_KEY", "BASIC_AUTH_CACHE_SECONDS"):
         env.pop(name, None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="core.settings",
-        DATABASE_URL=f"{args.pg_server}/{args.db_name}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY="bench",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return bench_settings(env, f"{args.pg_server}/{args.db_name}", args.redis_url)
 
 
 CREATE_USER = """
@@ -123,99 +95,7 @@ print("HASHER", *user.password.split("$")[:2])
 """
 
 
-def run_manage(env, *argv, stdin: str | None = None, timeout: float = 300) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *argv],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"manage.py {' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(env, port: int, workers: int, log_path: Path) -> subprocess.Popen:
-    gunicorn = VENV_BIN / "gunicorn"
-    if not gunicorn.exists():
-        raise BenchError(f"{gunicorn} is missing: install the project into .venv first.")
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    cmd = [
-        str(gunicorn),
-        "core.wsgi:application",
-        "-b",
-        f"{HOST}:{port}",
-        "-w",
-        str(workers),
-        "--threads",
-        "1",
-        "--graceful-timeout",
-        "5",
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    proc.log_file = log  # type: ignore[attr-defined]
-    proc.cmd = cmd  # type: ignore[attr-defined]
-    return proc
-
-
-def stop_gunicorn(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # the master stops its workers
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            # Our own session (start_new_session=True): the master and its workers.
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
-    proc.log_file.close()  # type: ignore[attr-defined]
-
-
 # HTTP ----------------------------------------------------------------------
-
-
-def request(port, method, path, headers=None, body=None, timeout=30.0):
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        started = time.perf_counter()
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, data, time.perf_counter() - started
-    finally:
-        conn.close()
-
-
-def wait_healthy(proc, port, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"gunicorn exited with {proc.returncode} before answering")
-        try:
-            status, data, _ = request(port, "GET", HEALTH_PATH, timeout=5)
-            if status == 200:
-                return
-            last = f"{status} {data[:200]!r}"
-        except OSError as error:
-            last = repr(error)
-        time.sleep(0.2)
-    raise BenchError(f"{HEALTH_PATH} not healthy after {timeout:.0f} s: {last}")
 
 
 def worker_cpu(master_pid: int) -> tuple[frozenset[int], float] | None:
@@ -311,14 +191,6 @@ def load_round(port, scheme, headers, duration, connections, master_pid=None) ->
     return result
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 # Main ----------------------------------------------------------------------
 
 
@@ -352,12 +224,12 @@ def parse_args(argv=None):
 
 def run(args) -> int:
     env = bench_env(args)
-    admin_url = f"{args.pg_server}/postgres"
-    created = ensure_database(args.db_name, admin_url)
+    created = ensure_database(args.pg_server, args.db_name)
     print(f"database {args.db_name}: {'created' if created else 'exists'}")
-    run_manage(env, "migrate", "--noinput")
+    run_manage(env, "migrate", "--noinput", timeout=300)
     password = secrets.token_urlsafe(18)
-    out = run_manage(env, "shell", "-c", CREATE_USER, stdin=f"{PHONE}\n{password}\n")
+    out = run_manage(env, "shell", "-c", CREATE_USER, stdin=f"{PHONE}\n{password}\n",
+                     timeout=300)
     hasher = next(
         (line.split()[1:] for line in out.splitlines() if line.startswith("HASHER ")), None
     )
@@ -508,7 +380,7 @@ def run(args) -> int:
                 tail = log_path.read_text(errors="replace").splitlines()[-30:]
                 print("\n".join(tail), file=sys.stderr)
         if args.drop_db:
-            drop_database(args.db_name, admin_url)
+            drop_database(args.pg_server, args.db_name)
 
 
 def main(argv=None) -> int:

@@ -67,8 +67,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+from common import (
+    ROOT,
+    VENV_BIN,
+    BenchError,
+    bench_settings,
+    drop_database,
+    ensure_database,
+    pg,
+    run_manage,
+)
+
 BENCH_YEAR = 2090  # billing years from here on are the benchmark's own
 TARGET_RATIO = 0.5
 TARGET_MEMORY_MB = 300.0
@@ -95,67 +104,21 @@ DROPPED_VARS = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CACHE_UR
                 "EMAIL_BACKEND", "NETWORK_BACKEND", "BUSINESS_TIME_ZONE", "SECRET_KEY")
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # Environment, database -----------------------------------------------------------
 
 
 def bench_env(args, *, chunk_size: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in DROPPED_VARS and not k.startswith(DROPPED_PREFIXES)}
-    env.update(
-        DJANGO_SETTINGS_MODULE="core.settings",
-        DATABASE_URL=f"{args.pg_server}/{args.db_name}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY="bench",
-        DEBUG="false",
+    bench_settings(
+        env, f"{args.pg_server}/{args.db_name}", args.redis_url,
         CELERY_TASK_ALWAYS_EAGER="false",
         CELERY_TASK_DEFAULT_QUEUE=args.queue,
         SMS_BACKEND="logging",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
     if chunk_size:
         env["BILL_RUN_CHUNK_SIZE"] = str(chunk_size)
     return env
-
-
-def pg(url: str):
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True, connect_timeout=5)
-
-
-def ensure_database(args) -> bool:
-    from psycopg import sql
-
-    with pg(f"{args.pg_server}/postgres") as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                        (args.db_name,)).fetchone():
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(args.db_name)))
-        return True
-
-
-def drop_database(args) -> None:
-    from psycopg import sql
-
-    with pg(f"{args.pg_server}/postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(args.db_name)))
-
-
-def run_manage(env, *argv, timeout=600.0, capture=True) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *argv], cwd=ROOT, env=env, text=True,
-        timeout=timeout, stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None, stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"manage.py {' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout or ""
 
 
 def seeded(args) -> tuple[int, int]:
@@ -170,8 +133,8 @@ def seeded(args) -> tuple[int, int]:
 def prepare_database(args) -> None:
     env = bench_env(args)
     if args.drop_db:
-        drop_database(args)
-    created = ensure_database(args)
+        drop_database(args.pg_server, args.db_name)
+    created = ensure_database(args.pg_server, args.db_name)
     run_manage(env, "migrate", "--noinput")
     wanted = (args.customers, args.customers * args.months)
     state = seeded(args)
@@ -182,8 +145,8 @@ def prepare_database(args) -> None:
         if not created and state[0]:
             print(f"database {args.db_name}: holds {state[0]:,} customers / {state[1]:,} "
                   "records, not the size asked for: dropping it")
-            drop_database(args)
-            ensure_database(args)
+            drop_database(args.pg_server, args.db_name)
+            ensure_database(args.pg_server, args.db_name)
             run_manage(env, "migrate", "--noinput")
         print(f"database {args.db_name}: seeding {args.customers:,} customers, "
               f"{args.months} month(s) of history")

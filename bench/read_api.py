@@ -46,8 +46,6 @@ import json
 import os
 import random
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,11 +57,24 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-HOST = "127.0.0.1"
+from common import (
+    HOST,
+    ROOT,
+    BenchError,
+    bench_settings,
+    drop_database,
+    ensure_database,
+    free_port,
+    percentile,
+    pg,
+    request,
+    run_manage,
+    start_gunicorn,
+    stop_gunicorn,
+    wait_healthy,
+)
+
 PHONE = "01900000000"  # seed_demo's ADMIN
-HEALTH_PATH = "/api/v1/health"
 LOGIN_PATH = "/api/v1/users/login"
 TARGET_P99_MS = 50.0
 # The floor: the cheapest authenticated read (one query), not one of the targets.
@@ -78,35 +89,7 @@ TABLES = ("billing_package", "billing_customer", "billing_payment", "billing_col
           "accounts_user")
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # Databases -------------------------------------------------------------------
-
-
-def pg(url: str):
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True, connect_timeout=5)
-
-
-def ensure_database(server: str, name: str) -> bool:
-    from psycopg import sql
-
-    with pg(f"{server}/postgres") as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def drop_database(server: str, name: str) -> None:
-    from psycopg import sql
-
-    with pg(f"{server}/postgres") as conn:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(sql.Identifier(name)))
 
 
 def server_env(args, db_name: str) -> dict[str, str]:
@@ -115,28 +98,7 @@ def server_env(args, db_name: str) -> dict[str, str]:
     for name in ("PASSWORD_HASHERS", "CACHE_URL", "CELERY_BROKER_URL", "JWT_SIGNING_KEY",
                  "CONN_MAX_AGE", "DJANGO_SETTINGS_MODULE", "BUSINESS_TIME_ZONE"):
         env.pop(name, None)
-    env.update(
-        DJANGO_SETTINGS_MODULE="core.settings",
-        DATABASE_URL=f"{args.pg_server}/{db_name}",
-        REDIS_URL=args.redis_url,
-        SECRET_KEY="bench",
-        DEBUG="false",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def run_manage(env, *argv, stdin=None, timeout=600.0, capture=True) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "python"), "manage.py", *argv],
-        cwd=ROOT, env=env, input=stdin, text=True, timeout=timeout,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-    )
-    if proc.returncode != 0:
-        raise BenchError(f"manage.py {' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout or ""
+    return bench_settings(env, f"{args.pg_server}/{db_name}", args.redis_url)
 
 
 def current_business_month() -> tuple[int, str]:
@@ -273,70 +235,6 @@ def measure_queries(env, explain_ms: float) -> dict:
 # Server and load ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(env, port: int, workers: int, log_path: Path) -> subprocess.Popen:
-    gunicorn = VENV_BIN / "gunicorn"
-    if not gunicorn.exists():
-        raise BenchError(f"{gunicorn} is missing: install the project into .venv first.")
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    cmd = [str(gunicorn), "core.wsgi:application", "-b", f"{HOST}:{port}", "-w", str(workers),
-           "--threads", "1", "--graceful-timeout", "5"]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    proc.log_file = log  # type: ignore[attr-defined]
-    proc.cmd = cmd  # type: ignore[attr-defined]
-    return proc
-
-
-def stop_gunicorn(proc: subprocess.Popen | None) -> None:
-    if proc is None:
-        return
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # the master stops its workers
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            try:  # our own session (start_new_session=True): the master and its workers
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=5)
-    proc.log_file.close()  # type: ignore[attr-defined]
-
-
-def request(port, method, path, headers=None, body=None, timeout=30.0):
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
-
-
-def wait_healthy(proc, port, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"gunicorn exited with {proc.returncode} before answering")
-        try:
-            status, data = request(port, "GET", HEALTH_PATH, timeout=5)
-            if status == 200:
-                return
-            last = f"{status} {data[:200]!r}"
-        except OSError as error:
-            last = repr(error)
-        time.sleep(0.2)
-    raise BenchError(f"{HEALTH_PATH} not healthy after {timeout:.0f} s: {last}")
-
-
 @dataclass
 class Result:
     name: str
@@ -347,14 +245,6 @@ class Result:
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def load(port, name, path, headers, duration, connections, uids) -> Result:
@@ -483,7 +373,7 @@ def run(args) -> int:
         proc = start_gunicorn(env, port, args.workers, log_path)
         print("\nserver:", " ".join(Path(c).name if i == 0 else c for i, c in enumerate(proc.cmd)))
         wait_healthy(proc, port, timeout=60)
-        status, data = request(
+        status, data, _ = request(
             port, "POST", LOGIN_PATH, headers={"Content-Type": "application/json"},
             body=json.dumps({"phone": PHONE, "password": password}),
         )
