@@ -17,6 +17,32 @@ from billing.models import (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the task queue writes: for reading, never for editing by hand."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """A record's lines shown beside it, never edited there."""
+
+    extra = 0
+    can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Package)
 class PackageAdmin(admin.ModelAdmin):
     list_display = ["name", "speed_mbps", "price", "status", "created_at"]
@@ -59,10 +85,8 @@ class CustomerAdmin(admin.ModelAdmin):
         return False  # soft delete: set the status to REMOVED
 
 
-class CollectionInline(admin.TabularInline):
+class CollectionInline(ReadOnlyInline):
     model = Collection
-    extra = 0
-    can_delete = False
     fields = [
         "kind",
         "amount",
@@ -74,10 +98,6 @@ class CollectionInline(admin.TabularInline):
         "voided_at",
         "note",
     ]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Payment)
@@ -134,7 +154,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(ReadOnlyAdmin):
     list_display = [
         "payment",
         "kind",
@@ -149,18 +169,12 @@ class CollectionAdmin(admin.ModelAdmin):
     search_fields = ["transaction_id", "payment__customer__name"]
     list_select_related = ["payment__customer", "recorded_by"]
 
-    def has_add_permission(self, request):
-        return False
-
     def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return False  # the ledger is append-only: lines are only ever viewed
 
 
 @admin.register(ConnectionChange)
-class ConnectionChangeAdmin(admin.ModelAdmin):
+class ConnectionChangeAdmin(ReadOnlyAdmin):
     list_display = [
         "customer",
         "enable",
@@ -174,29 +188,10 @@ class ConnectionChangeAdmin(admin.ModelAdmin):
     list_filter = ["enable", "reason", "superseded", ("confirmed_at", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name", "customer__username", "task_id"]
     list_select_related = ["customer"]
-    readonly_fields = [f.name for f in ConnectionChange._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the task queue writes: for reading, never for editing by hand."""
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class BillRunChunkInline(admin.TabularInline):
+class BillRunChunkInline(ReadOnlyInline):
     model = BillRunChunk
-    extra = 0
-    can_delete = False
     fields = [
         "number",
         "first_customer_id",
@@ -205,10 +200,6 @@ class BillRunChunkInline(admin.TabularInline):
         "dispatched_at",
         "done_at",
     ]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(BillRun)
