@@ -130,7 +130,7 @@ def _filter_customers(found, filters: CustomerFilters):
 def package_customers(request, uid: UUID, filters: Query[CustomerFilters]):
     require(request.auth, "customers.read")
     package = selectors.package_list().get(uid=uid)
-    found = selectors.customer_list(viewer=request.auth).filter(package=package)
+    found = selectors.customer_page(viewer=request.auth).filter(package=package)
     return _filter_customers(found, filters)
 
 
@@ -138,7 +138,7 @@ def package_customers(request, uid: UUID, filters: Query[CustomerFilters]):
 @paginate
 def customer_list(request, filters: Query[CustomerFilters]):
     require(request.auth, "customers.read")
-    return _filter_customers(selectors.customer_list(viewer=request.auth), filters)
+    return _filter_customers(selectors.customer_page(viewer=request.auth), filters)
 
 
 @customers.post("", response={201: CustomerDetail})

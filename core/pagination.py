@@ -105,7 +105,8 @@ def cached_count(queryset: QuerySet) -> int:
     same counts again and again. Every table read here has an indexed ``updated_at``
     that every write moves, so the latest ``updated_at`` of each (one cheap query)
     is part of the cache key. Queries over other tables are counted every time."""
-    sql, params = queryset.query.sql_with_params()
+    # The key is the SQL of what is counted: no ordering, no selected joins, one column.
+    sql, params = queryset.order_by().values("pk").query.sql_with_params()
     tables = sorted(
         {join.table_name for join in queryset.query.alias_map.values()}
         | {queryset.model._meta.db_table}

@@ -11,12 +11,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 # Money goes out as a string with two places ("500.00").
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
-# Timestamps go out in the business timezone, ISO 8601 with the offset.
+# Timestamps go out in the business timezone, ISO 8601 with the offset. The zone is
+# read directly, not through ``timezone.localtime``, whose per-call lookup of the
+# active zone was a tenth of a 50-row page's cost; nothing activates another zone.
 LocalDateTime = Annotated[
-    datetime, PlainSerializer(lambda v: timezone.localtime(v).isoformat(), return_type=str)
+    datetime,
+    PlainSerializer(
+        lambda v: v.astimezone(timezone.get_default_timezone()).isoformat(), return_type=str
+    ),
 ]
-
-
 
 
 class OutSchema(BaseModel):
