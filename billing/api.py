@@ -274,7 +274,7 @@ def _record(request, customer, payload: PaymentIn):
 @paginate
 def payment_list(request, filters: Query[PaymentFilters]):
     require(request.auth, "payments.read")
-    return _filter_payments(selectors.payment_list(viewer=request.auth), filters)
+    return _filter_payments(selectors.payment_page(viewer=request.auth), filters)
 
 
 @payments.post("", response={201: PaymentDetail})
@@ -315,7 +315,7 @@ def payment_delete(request, uid: UUID):
 def customer_payments(request, uid: UUID, filters: Query[PaymentFilters]):
     require(request.auth, "payments.read")
     customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
-    found = selectors.payment_list(viewer=request.auth).filter(customer=customer)
+    found = selectors.payment_page(viewer=request.auth).filter(customer=customer)
     return _filter_payments(found, filters)
 
 

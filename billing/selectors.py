@@ -9,6 +9,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from accounts.models import User
 from billing.models import ZERO, Customer, Package, Payment
 from core.enums import PaymentMethod, Status, UserKind
+from core.listing import nested_values
 from core.timeutils import business_month
 
 
@@ -29,20 +30,18 @@ def customer_list(*, viewer: User) -> QuerySet[Customer]:
     return customers
 
 
-# Only the columns of CustomerList and its PackageBase: a page builds 50 of each, and
-# the timestamps it does not show cost the most to load. A column missed here would
-# cost a query per row, which the query-count tests catch.
+# The columns of CustomerList and its PackageBase.
 _CUSTOMER_PAGE_FIELDS = (
-    "id", "uid", "name", "email", "phone", "address", "nid", "is_free", "package_id",
+    "id", "uid", "name", "email", "phone", "address", "nid", "is_free",
     "connection_start_date", "is_active", "ip_address", "mac_address", "username", "password",
     "connection_type", "credentials", "status", "balance",
     *(f"package__{name}" for name in ("id", "uid", "name", "speed_mbps", "price", "description")),
 )
 
 
-def customer_page(*, viewer: User) -> QuerySet[Customer]:
-    """``customer_list`` loading only what the list shape shows."""
-    return customer_list(viewer=viewer).only(*_CUSTOMER_PAGE_FIELDS)
+def customer_page(*, viewer: User) -> QuerySet:
+    """``customer_list`` as rows of the list shape, for list pages."""
+    return nested_values(customer_list(viewer=viewer), *_CUSTOMER_PAGE_FIELDS)
 
 
 def customer_detail_list(*, viewer: User) -> QuerySet[Customer]:
@@ -50,27 +49,30 @@ def customer_detail_list(*, viewer: User) -> QuerySet[Customer]:
     return customer_list(viewer=viewer).select_related("user")
 
 
-# Only the columns of CustomerBase and UserLite: a page of payments builds 50 of each.
-_PAYMENT_RELATED_FIELDS = (
+def payment_list(*, viewer: User) -> QuerySet[Payment]:
+    """Records not voided that ``viewer`` may see: a CUSTOMER sees only their own."""
+    payments = Payment.objects.filter(voided_at__isnull=True).select_related("customer", "entry_by")
+    if viewer.kind == UserKind.CUSTOMER:
+        payments = payments.filter(customer__user=viewer)
+    return payments
+
+
+# The columns of PaymentList, its CustomerBase and UserLite.
+_PAYMENT_PAGE_FIELDS = (
+    "id", "uid", "customer_id", "bill_amount", "amount", "billing_month", "billing_year",
+    "payment_method", "paid", "transaction_id", "payment_date", "note", "created_at",
+    "updated_at",
     *(
         f"customer__{name}"
-        for name in ("id", "uid", "name", "email", "phone", "address", "nid", "is_free", "user_id")
+        for name in ("id", "uid", "name", "email", "phone", "address", "nid", "is_free")
     ),
     *(f"entry_by__{name}" for name in ("id", "uid", "first_name", "last_name", "phone", "email")),
 )
 
 
-def payment_list(*, viewer: User) -> QuerySet[Payment]:
-    """Records not voided that ``viewer`` may see: a CUSTOMER sees only their own."""
-    own_fields = [f.attname for f in Payment._meta.concrete_fields]
-    payments = (
-        Payment.objects.filter(voided_at__isnull=True)
-        .select_related("customer", "entry_by")
-        .only(*own_fields, *_PAYMENT_RELATED_FIELDS)
-    )
-    if viewer.kind == UserKind.CUSTOMER:
-        payments = payments.filter(customer__user=viewer)
-    return payments
+def payment_page(*, viewer: User) -> QuerySet:
+    """``payment_list`` as rows of the list shape, for list pages."""
+    return nested_values(payment_list(viewer=viewer), *_PAYMENT_PAGE_FIELDS)
 
 
 def payment_detail(*, viewer: User, uid) -> Payment:

@@ -1,9 +1,13 @@
 """Customers: create, list filters, detail, full update, soft delete, validation, toggle."""
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
+from core.listing import nested_values
 from tests.billing.factories import CustomerFactory, PackageFactory
 from tests.billing.shapes import (
     CUSTOMER_DETAIL_KEYS,
@@ -573,3 +577,25 @@ def test_removing_a_customer_unlinks_their_login(client_as, package):
     assert Customer.objects.get(pk=created["id"]).user is None
     me = ApiClient().bearer(login).get("/users/me").json()
     assert me["customer_uid"] is None
+
+
+def test_list_rows_show_what_the_detail_shows(admin_client):
+    """List pages are read as rows, details as models: both render a customer alike."""
+    customer = CustomerFactory(credentials={"id": None, "vlan": 20}, balance=Decimal("15.00"),
+                               ip_address="10.0.0.9", connection_start_date=date(2026, 1, 5))
+
+    row = admin_client.get("/customers").json()["results"][0]
+    detail = admin_client.get(f"/customers/{customer.uid}").json()
+
+    assert row == {key: detail[key] for key in row}
+    assert set(row) == set(detail) - {"user"}
+    assert row["package"]["id"] == customer.package_id
+    assert row["credentials"] == {"id": None, "vlan": 20}
+
+
+def test_nested_values_takes_one_level_with_ids():
+    customers = Customer.objects.all()
+    with pytest.raises(ValueError):
+        nested_values(customers, "id", "package__name")  # no package__id
+    with pytest.raises(ValueError):
+        nested_values(customers, "id", "user__id", "user__customer__id")

@@ -379,6 +379,23 @@ def test_list_shape_and_detail_shape(admin_client, customer, make_user):
     assert len(detail.json()["collections"]) == 1
 
 
+def test_list_rows_show_what_the_detail_shows(admin_client, customer, make_user):
+    """List pages are read as rows, details as models: both render a record alike,
+    a record nobody entered (a bill run's) with ``entry_by`` null."""
+    collector = make_user(kind=UserKind.STAFF)
+    entered = PaymentFactory(customer=customer, amount=Decimal("120.50"), entry_by=collector,
+                             billing_month=BillingMonth.JANUARY, transaction_id="TX-1")
+    billed = PaymentFactory(customer=customer, billing_month=BillingMonth.FEBRUARY)
+
+    rows = {row["uid"]: row for row in admin_client.get("/payments").json()["results"]}
+
+    for payment in (entered, billed):
+        detail = admin_client.get(f"/payments/{payment.uid}").json()
+        assert rows[str(payment.uid)] == {key: detail[key] for key in PAYMENT_LIST_KEYS}
+    assert rows[str(billed.uid)]["entry_by"] is None
+    assert rows[str(entered.uid)]["entry_by"] == user_lite(collector)
+
+
 def test_unknown_payment_is_404(admin_client):
     response = admin_client.get("/payments/7b0c3c7e-0000-4000-8000-000000000000")
     assert response.status_code == 404
