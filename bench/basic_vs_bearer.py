@@ -60,6 +60,7 @@ from common import (
     start_gunicorn,
     stop_gunicorn,
     wait_healthy,
+    worker_cpu,
 )
 
 PHONE = "01800000000"
@@ -96,30 +97,6 @@ print("HASHER", *user.password.split("$")[:2])
 
 
 # HTTP ----------------------------------------------------------------------
-
-
-def worker_cpu(master_pid: int) -> tuple[frozenset[int], float] | None:
-    """The gunicorn workers (children of the master) and the CPU seconds they have used,
-    from /proc; None where /proc is not there. CPU per request is much less disturbed by
-    other load on a shared machine than requests/s, so it is reported alongside."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    pids, total = set(), 0.0
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master_pid:  # ppid
-            pids.add(int(entry))
-            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-    return frozenset(pids), total
 
 
 @dataclass

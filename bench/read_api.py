@@ -28,7 +28,9 @@ What it does, start to finish (every wait is bounded in time):
    response, so http.client reconnects: one TCP connect per request on loopback).
    A non-200 answer or a transport error is counted as an error, and any error
    makes the exit status 1.
-5. Prints requests/s, p50 and p99 latency and errors per endpoint, against the
+5. Prints per endpoint requests/s, their share of the floor's requests/s in the same
+   run (the baseline: steadier across machines than req/s), p50 and p99 latency, the
+   gunicorn workers' CPU time per request (from /proc) and errors, against the
    target p99 < 50 ms, and stops gunicorn in a ``finally`` block.
 
 Environment of the server and of every manage.py call: DATABASE_URL=postgres://
@@ -72,6 +74,7 @@ from common import (
     start_gunicorn,
     stop_gunicorn,
     wait_healthy,
+    worker_cpu,
 )
 
 PHONE = "01900000000"  # seed_demo's ADMIN
@@ -241,16 +244,23 @@ class Result:
     elapsed: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    cpu: float | None = None  # gunicorn workers' CPU seconds during the run
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return self.cpu / len(self.latencies) * 1000 if self.cpu and self.latencies else None
 
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
 
-def load(port, name, path, headers, duration, connections, uids) -> Result:
+def load(port, name, path, headers, duration, connections, uids, master_pid) -> Result:
     """``connections`` threads, each sending requests back to back until the deadline;
-    a request started before it is awaited and counted."""
+    a request started before it is awaited and counted. The workers' CPU time is read
+    before and after: less disturbed by other load on a shared machine than req/s."""
     result = Result(name)
+    cpu_before = worker_cpu(master_pid)
     lock = threading.Lock()
     started = time.perf_counter()
     deadline = started + duration
@@ -292,6 +302,9 @@ def load(port, name, path, headers, duration, connections, uids) -> Result:
         if thread.is_alive():
             result.errors.append("a client thread did not finish within 60 s of the deadline")
     result.elapsed = time.perf_counter() - started
+    cpu_after = worker_cpu(master_pid)
+    if cpu_before and cpu_after and cpu_before[0] == cpu_after[0]:  # same workers throughout
+        result.cpu = cpu_after[1] - cpu_before[1]
     return result
 
 
@@ -385,11 +398,12 @@ def run(args) -> int:
               f"{args.duration:g} s per endpoint")
         for name, path in {**BASELINE, **ENDPOINTS}.items():
             if args.warmup:
-                warm = load(port, name, path, headers, args.warmup, args.connections, uids)
+                warm = load(port, name, path, headers, args.warmup, args.connections, uids,
+                            proc.pid)
                 if warm.errors:
                     print(f"  {name}: {len(warm.errors)} errors during warm-up, e.g. "
                           f"{warm.errors[0]}")
-            r = load(port, name, path, headers, args.duration, args.connections, uids)
+            r = load(port, name, path, headers, args.duration, args.connections, uids, proc.pid)
             results.append(r)
             print(f"  {name:<10} {len(r.latencies):6d} x 200 in {r.elapsed:5.2f} s  "
                   f"{r.rps:7.1f} req/s  p50 {percentile(r.latencies, 50) * 1000:7.1f} ms  "
@@ -402,17 +416,25 @@ def run(args) -> int:
         stop_gunicorn(proc)
     load_after = os.getloadavg()
 
-    print(f"\n{'endpoint':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'SQL':>4} {'SQL tiny':>8}  p99<{TARGET_P99_MS:g}ms")
+    # The floor's throughput is the baseline measured in the same run: each endpoint's
+    # share of it is steadier across machines and noise than its req/s.
+    floor_rps = results[0].rps if results and results[0].name in BASELINE else None
+    print(f"\n{'endpoint':<10} {'req/s':>8} {'/floor':>6} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'CPU ms':>7} {'errors':>7} {'SQL':>4} {'SQL tiny':>8}  p99<{TARGET_P99_MS:g}ms")
     missed = []
     for r in results:
         p99 = percentile(r.latencies, 99) * 1000
         ok = p99 < TARGET_P99_MS
         if not ok and r.name in ENDPOINTS:
             missed.append(r.name)
-        print(f"{r.name:<10} {r.rps:8.1f} {percentile(r.latencies, 50) * 1000:8.1f} {p99:8.1f} "
-              f"{len(r.errors):7d} {big[r.name]['queries']:4d} {tiny[r.name]['queries']:8d}  "
+        share = f"{r.rps / floor_rps:6.2f}" if floor_rps else f"{'-':>6}"
+        cpu = f"{r.cpu_ms_per_request:7.2f}" if r.cpu_ms_per_request else f"{'-':>7}"
+        print(f"{r.name:<10} {r.rps:8.1f} {share} {percentile(r.latencies, 50) * 1000:8.1f} "
+              f"{p99:8.1f} {cpu} {len(r.errors):7d} {big[r.name]['queries']:4d} "
+              f"{tiny[r.name]['queries']:8d}  "
               f"{'yes' if ok else 'NO'}{'' if r.name in ENDPOINTS else ' (floor, no target)'}")
+    print("/floor: req/s as a share of the floor's in this run; CPU ms: the gunicorn "
+          "workers' CPU time per request")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
           f"({os.cpu_count()} CPUs)")
     errors = sum(len(r.errors) for r in results)
@@ -432,6 +454,8 @@ def run(args) -> int:
                     "p50_ms": percentile(r.latencies, 50) * 1000,
                     "p99_ms": percentile(r.latencies, 99) * 1000,
                     "mean_ms": statistics.fmean(r.latencies) * 1000 if r.latencies else None,
+                    "share_of_floor": r.rps / floor_rps if floor_rps else None,
+                    "worker_cpu_ms_per_request": r.cpu_ms_per_request,
                     "errors": len(r.errors),
                     "queries": big[r.name]["queries"],
                     "queries_tiny": tiny[r.name]["queries"],
