@@ -26,6 +26,7 @@ from billing.schemas import (
 from core.enums import BillingMonth, PaymentMethod
 from core.listing import filters_apply, ordering_apply, search_filter
 from core.permissions import require
+from core.schemas import DbInt
 
 packages = Router(tags=["packages"])
 customers = Router(tags=["customers"])
@@ -73,7 +74,7 @@ def package_detail(request, uid: UUID):
 def package_update(request, uid: UUID, payload: PackageWrite):
     require(request.auth, "packages.write")
     package = services.package_save(
-        package=selectors.package_list().get(uid=uid), data=payload.dict()
+        package=selectors.package_list().get(uid=uid), data=payload.dict(exclude_unset=True)
     )
     return selectors.package_list().get(pk=package.pk)
 
@@ -92,8 +93,8 @@ class CustomerFilters(ListParams):
     name: str | None = None
     phone: str | None = None
     username: str | None = None
-    package_id: int | None = None
-    user_id: int | None = None
+    package_id: DbInt | None = None
+    user_id: DbInt | None = None
     is_active: bool | None = None
     is_free: bool | None = None
 
@@ -197,10 +198,9 @@ def customer_detail(request, uid: UUID):
 def customer_update(request, uid: UUID, payload: CustomerWrite):
     require(request.auth, "customers.update")
     customer = selectors.customer_list(viewer=request.auth).get(uid=uid)
-    data = payload.dict()
-    if "user_id" not in payload.model_fields_set:
-        data.pop("user_id")  # the app's edit form never sends it: keep the link
-    services.customer_save(customer=customer, data=data, actor=request.auth)
+    services.customer_save(
+        customer=customer, data=payload.dict(exclude_unset=True), actor=request.auth
+    )
     return selectors.customer_detail_list(viewer=request.auth).get(pk=customer.pk)
 
 
@@ -221,9 +221,9 @@ class PaymentFilters(ListParams):
     collected_by: str | None = None
     month: BillingMonth | None = None
     paid: bool | None = None
-    billing_year: int | None = None
+    billing_year: DbInt | None = None
     payment_method: PaymentMethod | None = None
-    customer_id: int | None = None
+    customer_id: DbInt | None = None
 
 
 PAYMENT_SEARCH = ("customer__name", "customer__phone", "transaction_id", "note")

@@ -7,11 +7,11 @@ from uuid import UUID
 
 from django.utils import timezone
 from ninja import Field, Schema
-from pydantic import BeforeValidator, field_validator
+from pydantic import AfterValidator, BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
-from core.schemas import LocalDateTime, Money, OutSchema, RelatedList
+from core.schemas import DbInt, LocalDateTime, Money, OutSchema, RelatedList
 from core.timeutils import start_of_business_day
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
@@ -44,7 +44,16 @@ def _as_moment(value: Any) -> Any:
     return value
 
 
-Moment = Annotated[datetime, BeforeValidator(_as_moment)]
+def _within_business_years(value: datetime) -> datetime:
+    """The year as written: converting year 1 or 9999 to another zone would overflow."""
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("Enter a date between the years 2000 and 2100.")
+    return value
+
+
+Moment = Annotated[
+    datetime, BeforeValidator(_as_moment), AfterValidator(_within_business_years)
+]
 
 
 # Packages --------------------------------------------------------------------
@@ -114,8 +123,8 @@ class CustomerWrite(Schema):
     address: str = ""
     nid: str = Field("", max_length=30)
     is_free: bool = False
-    package_id: int
-    user_id: int | None = None
+    package_id: DbInt
+    user_id: DbInt | None = None
     connection_start_date: date | None = None
     is_active: bool = True
     ip_address: str = Field("", max_length=45)
@@ -232,7 +241,7 @@ class PaymentIn(_PaymentFields):
 
 
 class PaymentCreate(PaymentIn):
-    customer_id: int
+    customer_id: DbInt
 
 
 class PaymentUpdate(_PaymentFields):
@@ -265,7 +274,7 @@ class Dashboard(Schema):
 
 
 class BillGenerateIn(Schema):
-    customer_ids: list[int] | None = None
+    customer_ids: list[DbInt] | None = None
 
 
 class BillGenerateAccepted(Schema):

@@ -25,7 +25,7 @@ from billing.models import (
 )
 from billing.notifications import notify
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, UserKind
-from core.errors import ApiError, FieldErrors, field_error
+from core.errors import NON_FIELD_ERRORS, FieldErrors, field_error
 from core.queue import publish, publish_on_commit
 from core.timeutils import business_month
 
@@ -40,6 +40,7 @@ def _package_name_taken(name: str, exclude: Package | None) -> bool:
 
 
 def package_save(*, package: Package | None = None, data: dict[str, Any]) -> Package:
+    """Create or update a package; on update a field absent from ``data`` keeps its value."""
     package = package or Package()
     if _package_name_taken(data["name"], exclude=package if package.pk else None):
         raise field_error("name", "A package with this name already exists.")
@@ -59,7 +60,9 @@ def package_remove(*, package: Package) -> None:
         package = Package.objects.select_for_update().get(pk=package.pk)
         in_use = package.customers.exclude(status=Status.REMOVED).count()
         if in_use:
-            raise ApiError({"detail": f"This package has {in_use} customer(s); move them first."})
+            raise field_error(
+                NON_FIELD_ERRORS, f"This package has {in_use} customer(s); move them first."
+            )
         package.status = Status.REMOVED
         package.save(update_fields=["status", "updated_at"])
 
@@ -100,12 +103,25 @@ def _linkable_user(user_id: int, customer: Customer | None) -> User:
     return user
 
 
+# What an update leaves as it is when the body omits it (``package_id`` is required).
+_CUSTOMER_KEPT_FIELDS = (
+    "name", "email", "phone", "address", "nid", "is_free", "connection_start_date",
+    "is_active", "ip_address", "mac_address", "username", "password", "connection_type",
+    "credentials",
+)
+
+
 def customer_save(
     *, customer: Customer | None = None, data: dict[str, Any], actor: User
 ) -> Customer:
-    """Create or fully update a customer. ``user_id`` absent keeps the link; ``None`` drops it."""
+    """Create or update a customer. On update a field absent from ``data`` keeps its value,
+    as DRF's full update left the fields a body omits that have defaults (an edit form
+    that leaves out ``is_active`` must not switch a connection back on); ``user_id``
+    absent keeps the link, ``None`` drops it."""
     creating = customer is None
-    data = dict(data)
+    data = dict(data) if creating else {
+        **{name: getattr(customer, name) for name in _CUSTOMER_KEPT_FIELDS}, **data
+    }
     package = Package.objects.exclude(status=Status.REMOVED).filter(pk=data.pop("package_id"))
     package = package.first()
     errors = _customer_errors(data, customer)

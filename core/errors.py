@@ -19,7 +19,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
-from core.renderers import NullCharacters
+from core.renderers import NotAnObject, NullCharacters
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ _PYDANTIC_MESSAGES = {
     "decimal_parsing": "A valid number is required.",
     "decimal_type": "A valid number is required.",
     "float_parsing": "A valid number is required.",
+    "finite_number": "A valid number is required.",
     "bool_parsing": "Must be a valid boolean.",
     "bool_type": "Must be a valid boolean.",
     "string_type": "Not a valid string.",
@@ -188,6 +189,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
         if isinstance(exc.__cause__, NullCharacters):
             body = {field: ["Null characters are not allowed."] for field in exc.__cause__.fields}
             return _respond(api, request, body, 400)
+        if isinstance(exc.__cause__, NotAnObject):
+            return _respond(api, request, {NON_FIELD_ERRORS: [str(exc.__cause__)]}, 400)
         detail = str(exc)
         if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
             detail = "JSON parse error - the request body is not valid JSON."

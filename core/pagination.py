@@ -13,6 +13,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -106,7 +107,10 @@ def cached_count(queryset: QuerySet) -> int:
     that every write moves, so the latest ``updated_at`` of each (one cheap query)
     is part of the cache key. Queries over other tables are counted every time."""
     # The key is the SQL of what is counted: no ordering, no selected joins, one column.
-    sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    try:
+        sql, params = queryset.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a filter no row can match (a value outside its column's range)
+        return 0
     tables = sorted(
         {join.table_name for join in queryset.query.alias_map.values()}
         | {queryset.model._meta.db_table}

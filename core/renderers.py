@@ -29,6 +29,13 @@ class NullCharacters(ValueError):
         super().__init__(f"Null characters are not allowed in {', '.join(fields)}.")
 
 
+class NotAnObject(ValueError):
+    """A body that is JSON but not an object: every body of this API is one."""
+
+    def __init__(self, data):
+        super().__init__(f"Invalid data. Expected a dictionary, but got {type(data).__name__}.")
+
+
 def _has_nul(value) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -49,4 +56,6 @@ class OrjsonParser(Parser):
                 else ["non_field_errors"]
             )
             raise NullCharacters(fields)
+        if data is not None and not isinstance(data, dict):  # null: as no body at all
+            raise NotAnObject(data)
         return data

@@ -6,10 +6,14 @@ from typing import Annotated
 
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 # Money goes out as a string with two places ("500.00").
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
+
+# An integer that reaches the database: outside a 64-bit column's range it is a 400 on
+# its field, not an overflow in the database driver.
+DbInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 # Timestamps go out in the business timezone, ISO 8601 with the offset. The zone is
 # read directly, not through ``timezone.localtime``, whose per-call lookup of the

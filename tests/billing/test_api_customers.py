@@ -455,6 +455,37 @@ def test_put_changing_is_active_records_a_connection_change(
     assert change.confirmed_at is not None
 
 
+def test_put_leaves_what_the_body_omits(admin_client, package):
+    """As DRF's full update: only the fields sent change; an edit form that leaves out
+    ``is_active`` does not switch a disabled connection back on."""
+    customer = CustomerFactory(package=package, phone="01711000009", address="Road 1",
+                               is_active=False, credentials={"vlan": 20},
+                               connection_type=ConnectionType.PPPOE, username="karim")
+
+    response = admin_client.put(f"/customers/{customer.uid}",
+                                {"name": "Karim", "package_id": package.id})
+
+    assert response.status_code == 200, response.content
+    out = response.json()
+    assert out["name"] == "Karim"
+    assert (out["phone"], out["address"], out["is_active"]) == ("01711000009", "Road 1", False)
+    assert (out["connection_type"], out["username"]) == ("PPPoE", "karim")
+    assert out["credentials"] == {"vlan": 20}
+    assert not ConnectionChange.objects.filter(customer=customer).exists()
+
+
+def test_put_validates_what_it_keeps_with_what_it_changes(admin_client, package):
+    customer = CustomerFactory(package=package, connection_type=ConnectionType.DHCP,
+                               ip_address="")
+
+    response = admin_client.put(f"/customers/{customer.uid}",
+                                {"name": "Karim", "package_id": package.id,
+                                 "connection_type": "STATIC"})
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == ["ip_address"]
+
+
 # Delete --------------------------------------------------------------------------------
 
 
@@ -599,3 +630,12 @@ def test_nested_values_takes_one_level_with_ids():
         nested_values(customers, "id", "package__name")  # no package__id
     with pytest.raises(ValueError):
         nested_values(customers, "id", "user__id", "user__customer__id")
+
+
+@pytest.mark.parametrize("query", [
+    {"package_id": str(2**63)}, {"user_id": str(-(2**63) - 1)},
+])
+def test_an_id_filter_outside_64_bits_is_400_on_the_field(admin_client, query):
+    response = admin_client.get("/customers", query)
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == list(query)

@@ -272,6 +272,17 @@ def test_delete_forbidden_below_admin(client_as, kind):
     assert package.status == Status.ACTIVE
 
 
+def test_put_leaves_what_the_body_omits(admin_client):
+    package = PackageFactory(description="Fibre, 20 Mbps")
+
+    response = admin_client.put(f"/packages/{package.uid}",
+                                {"name": "Home 25", "speed_mbps": 25, "price": "600"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["description"] == "Fibre, 20 Mbps"
+    assert (response.json()["name"], response.json()["price"]) == ("Home 25", "600.00")
+
+
 def test_delete_refused_while_live_customers_use_it(admin_client):
     package = PackageFactory()
     CustomerFactory(package=package, is_active=False)  # inactive still counts: not REMOVED
@@ -279,7 +290,9 @@ def test_delete_refused_while_live_customers_use_it(admin_client):
     response = admin_client.delete(f"/packages/{package.uid}")
 
     assert response.status_code == 400, response.content
-    assert response.json()
+    assert response.json() == {
+        "non_field_errors": ["This package has 1 customer(s); move them first."]
+    }
     package.refresh_from_db()
     assert package.status == Status.ACTIVE
 

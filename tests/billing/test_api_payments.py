@@ -713,3 +713,43 @@ def test_bill_amount_is_the_price_when_the_record_was_made(admin_client, custome
     fresh = admin_client.post("/payments", guide_body(customer, billing_month="MAY",
                                                       transaction_id="T3")).json()
     assert fresh["bill_amount"] == "900.00"
+
+
+@pytest.mark.parametrize("query", [{"billing_year": "-1"}, {"billing_year": "70000"}])
+def test_a_filter_no_record_can_match_is_an_empty_page(admin_client, customer, query):
+    """Values outside the column's range: Django knows no row matches, before any SQL."""
+    PaymentFactory(customer=customer)
+
+    listed = admin_client.get("/payments", query)
+    of_customer = admin_client.get(f"/customers/{customer.uid}/payments", query)
+
+    for response in (listed, of_customer):
+        assert response.status_code == 200, response.content
+        assert response.json()["count"] == 0 and response.json()["results"] == []
+
+
+def test_a_customer_id_outside_64_bits_is_400_on_the_field(admin_client, customer):
+    listed = admin_client.get("/payments", {"customer_id": str(2**63)})
+    created = admin_client.post("/payments", guide_body(customer, customer_id=2**63))
+
+    for response in (listed, created):
+        assert response.status_code == 400, response.content
+        assert list(response.json()) == ["customer_id"]
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01", "9999-12-31T23:59:59-12:00", "1999-12-31"])
+def test_a_payment_date_outside_the_business_years_is_400(admin_client, customer, moment):
+    response = admin_client.post("/payments", guide_body(customer, payment_date=moment))
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "payment_date": ["Enter a date between the years 2000 and 2100."]
+    }
+    assert not Payment.objects.exists()
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_amount_is_400(admin_client, customer, amount):
+    response = admin_client.post("/payments", guide_body(customer, amount=amount))
+    assert response.status_code == 400, response.content
+    assert response.json() == {"amount": ["A valid number is required."]}

@@ -302,3 +302,13 @@ def test_cors_allows_the_configured_origin(api, settings):
 def test_cors_refuses_other_origins(api):
     response = api.get("/api/v1/health", HTTP_ORIGIN="https://evil.example.com")
     assert "Access-Control-Allow-Origin" not in response
+
+
+@pytest.mark.parametrize("body, kind", [("[]", "list"), ('"text"', "str"), ("42", "int")])
+def test_a_body_that_is_not_an_object_is_400_non_field(admin_client, body, kind):
+    response = admin_client.post("/users", body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    assert assert_json(response) == {
+        "non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]
+    }

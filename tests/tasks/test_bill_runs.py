@@ -143,11 +143,13 @@ def test_bad_generate_input_is_400(client_as, query, field):
     assert not BillRun.objects.exists()
 
 
-def test_unknown_customer_ids_are_400(client_as):
+@pytest.mark.parametrize("ids", [[987654], [2**63]])
+def test_unknown_customer_ids_are_400(client_as, ids):
     client, _ = client_as(UserKind.ADMIN)
-    response = client.post("/customers/bills/generate", {"customer_ids": [987654]})
+    response = client.post("/customers/bills/generate", {"customer_ids": ids})
     assert response.status_code == 400
-    assert "customer_ids" in response.json()
+    assert [key.split(".")[0] for key in response.json()] == ["customer_ids"]
+    assert not BillRun.objects.exists()
 
 
 @pytest.mark.parametrize("kind", [UserKind.STAFF, UserKind.CUSTOMER, UserKind.OTHER])
