@@ -1,6 +1,6 @@
 from uuid import UUID
 
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 from ninja.pagination import paginate
 
 from accounts import selectors, services
@@ -20,7 +20,7 @@ from accounts.schemas import (
 )
 from core.enums import Status as RecordStatus
 from core.enums import UserKind
-from core.listing import filters_apply, ordering_apply, search_filter
+from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
 
 router = Router(tags=["users"])
@@ -37,9 +37,7 @@ USER_ORDERING = {
 }
 
 
-class UserFilters(Schema):
-    search: str | None = None
-    ordering: str | None = None
+class UserFilters(ListParams):
     kind: UserKind | None = None
     status: RecordStatus | None = None
 

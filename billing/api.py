@@ -24,7 +24,7 @@ from billing.schemas import (
     TaskStatus,
 )
 from core.enums import BillingMonth, PaymentMethod
-from core.listing import filters_apply, ordering_apply, search_filter
+from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
 from core.schemas import DbInt
 
@@ -33,11 +33,6 @@ customers = Router(tags=["customers"])
 payments = Router(tags=["payments"])
 dashboard = Router(tags=["dashboard"])
 tasks = Router(tags=["tasks"])
-
-
-class ListParams(Schema):
-    search: str | None = None
-    ordering: str | None = None
 
 
 # Packages --------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.validators import validate_json_numbers
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -73,7 +74,7 @@ class Customer(TimeStamped):
     connection_type = models.CharField(
         max_length=10, choices=ConnectionType.choices, default=ConnectionType.DHCP
     )
-    credentials = models.JSONField(default=dict, blank=True)
+    credentials = models.JSONField(default=dict, blank=True, validators=[validate_json_numbers])
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     balance = money_field(
         default=ZERO, help_text="Credit carried forward from overpayments, not yet applied."

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, field_validator
@@ -13,6 +14,7 @@ from accounts.schemas import UserList, UserLite, _valid_email
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
 from core.schemas import DbInt, LocalDateTime, Money, OutSchema, RelatedList
 from core.timeutils import start_of_business_day
+from core.validators import validate_json_numbers
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
 
@@ -146,6 +148,15 @@ class CustomerWrite(Schema):
     def _name_not_blank(cls, value: str) -> str:
         if not value:
             raise ValueError("This field may not be blank.")
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials_numbers(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            validate_json_numbers(value)
+        except DjangoValidationError as error:
+            raise ValueError(error.messages[0]) from error
         return value
 
     @field_validator("ip_address")

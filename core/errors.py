@@ -2,8 +2,8 @@
 
 400 ``{"<field>": ["message", ...]}`` (cross-field errors under
 ``non_field_errors``), 401 ``{"detail"}`` with ``WWW-Authenticate``, 403/404/405
-``{"detail"}``, 503 when the task queue is down. Nothing a client sends may
-turn into a 500.
+``{"detail"}``, 413 for a body over Django's upload limit, 503 when the task queue
+is down. Nothing a client sends may turn into a 500.
 """
 
 import logging
@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -203,6 +203,14 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ObjectDoesNotExist)
     def object_not_found(request, exc):
         return _respond(api, request, {"detail": "Not found."}, 404)
+
+    @api.exception_handler(SuspiciousOperation)
+    def refused_request(request, exc: SuspiciousOperation):
+        # Django's own limits, met while the request is read (a body over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields).
+        if isinstance(exc, RequestDataTooBig):
+            return _respond(api, request, {"detail": "The request body is too large."}, 413)
+        return _respond(api, request, {"detail": "Bad request."}, 400)
 
     @api.exception_handler(DataError)
     def data_error(request, exc: DataError):

@@ -12,5 +12,6 @@ urlpatterns = [
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
+handler400 = "core.middleware.json_handler400"
 handler404 = "core.middleware.json_handler404"
 handler500 = "core.middleware.json_handler500"

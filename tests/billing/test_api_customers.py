@@ -4,6 +4,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
@@ -639,3 +640,37 @@ def test_an_id_filter_outside_64_bits_is_400_on_the_field(admin_client, query):
     response = admin_client.get("/customers", query)
     assert response.status_code == 400, response.content
     assert list(response.json()) == list(query)
+
+
+@pytest.mark.parametrize("credentials", [
+    {"k": 1e20}, {"k": [1, {"deep": 2**63}]}, {"k": -(2**63) - 1},
+])
+def test_credentials_numbers_beyond_64_bits_are_400(admin_client, package, credentials):
+    """PostgreSQL would give 1e20 back as an integer no response could be written with."""
+    created = admin_client.post("/customers", body_for(package, credentials=credentials))
+    customer = CustomerFactory(package=package)
+    updated = admin_client.put(f"/customers/{customer.uid}",
+                               body_for(package, phone="", email="", username="x",
+                                        credentials=credentials))
+
+    for response in (created, updated):
+        assert response.status_code == 400, response.content
+        assert response.json() == {"credentials": [
+            "Numbers must lie between -9223372036854775808 and 9223372036854775807."
+        ]}
+    assert Customer.objects.count() == 1
+    customer.refresh_from_db()
+    assert customer.credentials == {}
+
+
+def test_credentials_numbers_are_checked_by_the_model_too(package):
+    """The admin's form runs the model's validators."""
+    customer = CustomerFactory.build(package=package, credentials={"k": 2**70})
+    with pytest.raises(ValidationError) as raised:
+        customer.full_clean()
+    assert "credentials" in raised.value.message_dict
+    customer.credentials = {"k": float("nan")}  # json.loads, as the admin's form, takes NaN
+    with pytest.raises(ValidationError):
+        customer.full_clean()
+    customer.credentials = {"k": 2**62, "f": 1.5, "ok": True, "neg": -(2**63)}
+    customer.full_clean()

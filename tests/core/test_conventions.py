@@ -253,6 +253,30 @@ def test_null_character_in_a_body_string_is_400(admin_client, field):
     assert not User.objects.filter(phone="+8801811000080").exists()
 
 
+@pytest.mark.parametrize("path", ["/users", "/customers", "/payments"])
+def test_null_character_in_a_query_without_credentials_is_still_401(api, path):
+    response = api.get(path, {"search": f"a{NUL}b"})
+
+    assert response.status_code == 401, response.content
+    assert "WWW-Authenticate" in response
+
+
+def test_null_character_in_a_public_list_query_is_400(api):
+    response = api.get("/packages", {"search": f"a{NUL}b"})
+
+    assert response.status_code == 400, response.content
+    assert assert_json(response) == {"search": ["Null characters are not allowed."]}
+
+
+@pytest.mark.parametrize("path, param", [("/customers", "name"),
+                                         ("/payments", "customer_name")])
+def test_null_character_in_a_list_filter_is_400_on_it(admin_client, path, param):
+    response = admin_client.get(path, {param: f"a{NUL}b"})
+
+    assert response.status_code == 400, response.content
+    assert assert_json(response) == {param: ["Null characters are not allowed."]}
+
+
 def test_null_character_in_search_is_400(admin_client):
     response = admin_client.get("/users", {"search": f"a{NUL}b"})
 
@@ -312,3 +336,34 @@ def test_a_body_that_is_not_an_object_is_400_non_field(admin_client, body, kind)
     assert assert_json(response) == {
         "non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]
     }
+
+
+# Django's own limits --------------------------------------------------------------
+
+
+def test_a_body_over_the_upload_limit_is_413_json(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    body = {"phone": "+8801711000001", "password": "x" * 2_000}
+
+    response = api.post("/users/login", body)
+
+    assert response.status_code == 413, response.content
+    assert assert_json(response) == {"detail": "The request body is too large."}
+
+
+def test_too_many_query_parameters_is_400_json(admin_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+
+    response = admin_client.get("/users?" + "&".join(f"p{n}=1" for n in range(6)))
+
+    assert response.status_code == 400, response.content
+    assert assert_json(response) == {"detail": "Bad request."}
+
+
+def test_search_takes_at_most_ten_words(admin_client):
+    ten = admin_client.get("/users", {"search": " ".join(["a"] * 10)})
+    eleven = admin_client.get("/users", {"search": " ".join(["a"] * 11)})
+
+    assert ten.status_code == 200, ten.content
+    assert eleven.status_code == 400, eleven.content
+    assert assert_json(eleven) == {"search": ["Use at most 10 words."]}
