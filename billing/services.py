@@ -72,19 +72,22 @@ def package_remove(*, package: Package) -> None:
 _CUSTOMER_UNIQUE = {"phone": "phone", "email": "email__iexact", "username": "username"}
 
 
-def _customer_errors(data: dict[str, Any], customer: Customer | None) -> dict[str, str]:
+def _customer_errors(customer: Customer, *, connection: bool = True) -> dict[str, str]:
+    """What is wrong with ``customer`` as it would be saved: its connection's
+    requirements (unless ``connection`` is False) and its unique fields."""
     errors: dict[str, str] = {}
-    if data["connection_type"] == ConnectionType.PPPOE:
+    if connection and customer.connection_type == ConnectionType.PPPOE:
         for field in ("username", "password"):
-            if not data.get(field):
+            if not getattr(customer, field):
                 errors[field] = "Required for a PPPoE connection."
-    if data["connection_type"] == ConnectionType.STATIC and not data.get("ip_address"):
+    if connection and customer.connection_type == ConnectionType.STATIC and not customer.ip_address:
         errors["ip_address"] = "A STATIC connection needs a valid IP address."
     live = Customer.objects.exclude(status=Status.REMOVED)
-    if customer is not None:
+    if customer.pk:
         live = live.exclude(pk=customer.pk)
     for field, lookup in _CUSTOMER_UNIQUE.items():
-        if data.get(field) and live.filter(**{lookup: data[field]}).exists():
+        value = getattr(customer, field)
+        if value and live.filter(**{lookup: value}).exists():
             errors[field] = f"A customer with this {field} already exists."
     return errors
 
@@ -103,56 +106,46 @@ def _linkable_user(user_id: int, customer: Customer | None) -> User:
     return user
 
 
-# What an update leaves as it is when the body omits it (``package_id`` is required).
-_CUSTOMER_KEPT_FIELDS = (
-    "name", "email", "phone", "address", "nid", "is_free", "connection_start_date",
-    "is_active", "ip_address", "mac_address", "username", "password", "connection_type",
-    "credentials",
-)
-
-
 def customer_save(
     *, customer: Customer | None = None, data: dict[str, Any], actor: User
 ) -> Customer:
-    """Create or update a customer. On update a field absent from ``data`` keeps its value,
-    as DRF's full update left the fields a body omits that have defaults (an edit form
-    that leaves out ``is_active`` must not switch a connection back on); ``user_id``
-    absent keeps the link, ``None`` drops it."""
-    creating = customer is None
-    data = dict(data) if creating else {
-        **{name: getattr(customer, name) for name in _CUSTOMER_KEPT_FIELDS}, **data
-    }
+    """Create or update a customer. An update changes the fields ``data`` holds and
+    leaves the others as the locked row has them, as DRF's full update left the fields
+    a body omits that have defaults (an edit form that leaves out ``is_active`` must
+    not switch a connection back on); ``user_id`` absent keeps the link, ``None``
+    drops it."""
+    data = dict(data)
     package = Package.objects.exclude(status=Status.REMOVED).filter(pk=data.pop("package_id"))
     package = package.first()
-    errors = _customer_errors(data, customer)
-    if package is None:
-        errors["package_id"] = "Invalid package: it does not exist."
-    if errors:
-        raise FieldErrors(errors)
     link_user = "user_id" in data
     user_id = data.pop("user_id", None)
 
     with transaction.atomic():
-        if creating:
+        if customer is None:
             customer = Customer()
             was_active = True
         else:
             customer = Customer.objects.select_for_update().get(pk=customer.pk)
             was_active = customer.is_active
+        for name, value in data.items():
+            setattr(customer, name, value)
+        errors = _customer_errors(customer)
+        if package is None:
+            errors["package_id"] = "Invalid package: it does not exist."
+        if errors:
+            raise FieldErrors(errors)
         previous_user = customer.user if customer.pk else None
         if link_user:
             user = _linkable_user(user_id, customer if customer.pk else None) if user_id else None
             customer.user = user
-        for name, value in data.items():
-            setattr(customer, name, value)
         customer.package = package
         try:
             with transaction.atomic():
                 customer.save()
         except IntegrityError as error:
             raise FieldErrors(
-                _customer_errors({**data, "connection_type": ""}, customer)
-                or {"non_field_errors": "This customer conflicts with another one."}
+                _customer_errors(customer, connection=False)
+                or {NON_FIELD_ERRORS: "This customer conflicts with another one."}
             ) from error
         if customer.user and customer.user.kind != UserKind.CUSTOMER:
             User.objects.filter(pk=customer.user.pk).update(

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from billing import services
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
 from core.listing import nested_values
@@ -473,6 +474,20 @@ def test_put_leaves_what_the_body_omits(admin_client, package):
     assert (out["connection_type"], out["username"]) == ("PPPoE", "karim")
     assert out["credentials"] == {"vlan": 20}
     assert not ConnectionChange.objects.filter(customer=customer).exists()
+
+
+def test_an_update_keeps_what_the_row_holds_now_not_what_was_read(package, make_user):
+    """Between the request's read and the save, a payment may re-enable the customer:
+    what the body omits comes from the locked row."""
+    stale = CustomerFactory(package=package, is_active=False)
+    Customer.objects.filter(pk=stale.pk).update(is_active=True, address="Moved")
+
+    saved = services.customer_save(customer=stale, data={"name": "Karim", "package_id": package.id},
+                                   actor=make_user(kind=UserKind.ADMIN))
+
+    saved.refresh_from_db()
+    assert (saved.name, saved.is_active, saved.address) == ("Karim", True, "Moved")
+    assert not ConnectionChange.objects.filter(customer=saved).exists()
 
 
 def test_put_validates_what_it_keeps_with_what_it_changes(admin_client, package):
