@@ -430,24 +430,11 @@ def forget_queue(args) -> None:
     """Delete the queue and what kombu keeps for it in Redis (unacked messages too)."""
     import redis
 
+    sys.path.insert(0, str(ROOT))
+    from tests.redis_broker import forget_queue_keys
+
     try:
-        client = redis.Redis.from_url(args.redis_url, socket_timeout=5,
-                                      socket_connect_timeout=2)
-        for key in client.scan_iter(match=f"*{args.queue}*", count=1000):
-            client.delete(key)
-        for key in client.scan_iter(match="_kombu.binding.*", count=1000):
-            stale = [m for m in client.smembers(key) if args.queue.encode() in m]
-            if stale:
-                client.srem(key, *stale)
-        for tag, raw in client.hscan_iter("unacked", count=1000):
-            try:
-                _message, exchange, routing_key = json.loads(raw)
-            except (ValueError, TypeError):
-                continue
-            if args.queue in f"{exchange} {routing_key}":
-                client.hdel("unacked", tag)
-                client.zrem("unacked_index", tag)
-        client.close()
+        forget_queue_keys(args.redis_url, args.queue)
     except redis.RedisError as error:
         print(f"  (could not clean Redis: {error})")
 

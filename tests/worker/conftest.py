@@ -10,7 +10,6 @@ meet, and what a run leaves in Redis is deleted at the end of the session.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import signal
@@ -34,6 +33,7 @@ import tasks
 from billing.models import Customer, Package
 from core.enums import Status
 from tests.network.fake_routeros import free_port
+from tests.redis_broker import forget_queue_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 # The workers' Redis database: not the one the rest of the suite uses.
@@ -211,25 +211,8 @@ def reset_broker_connections() -> None:
 
 
 def redis_forget(broker_url: str, marker: str) -> None:
-    """Delete what kombu keeps in Redis for queues and workers named with ``marker``:
-    the queues, their bindings, and messages left unacknowledged by killed workers."""
     try:
-        client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=2)
-        for key in client.scan_iter(match=f"*{marker}*", count=1000):
-            client.delete(key)
-        for key in client.scan_iter(match="_kombu.binding.*", count=1000):
-            stale = [m for m in client.smembers(key) if marker.encode() in m]
-            if stale:
-                client.srem(key, *stale)
-        for tag, raw in client.hscan_iter("unacked", count=1000):
-            try:
-                _message, exchange, routing_key = json.loads(raw)
-            except (ValueError, TypeError):
-                continue
-            if marker in f"{exchange} {routing_key}":
-                client.hdel("unacked", tag)
-                client.zrem("unacked_index", tag)
-        client.close()
+        forget_queue_keys(broker_url, marker)
     except redis.RedisError:
         pass  # that Redis is gone (a private server already stopped)
 
