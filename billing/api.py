@@ -1,6 +1,6 @@
 from uuid import UUID
 
-from ninja import Body, Field, Query, Router, Schema, Status
+from ninja import Body, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from billing import bills, selectors, services
@@ -26,7 +26,7 @@ from billing.schemas import (
 from core.enums import BillingMonth, PaymentMethod
 from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
-from core.schemas import DbInt
+from core.schemas import BillingYear, DbInt
 
 packages = Router(tags=["packages"])
 customers = Router(tags=["customers"])
@@ -156,7 +156,7 @@ def customer_status_toggle(request, payload: StatusToggleIn):
 
 class BillGenerateParams(Schema):
     month: BillingMonth | None = None
-    year: int | None = Field(None, ge=2000, le=2100)
+    year: BillingYear | None = None
 
 
 @customers.post("/bills/generate", response={202: BillGenerateAccepted})

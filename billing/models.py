@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.timeutils import FIRST_YEAR, LAST_YEAR
 from core.validators import validate_json_numbers
 
 ZERO = Decimal("0.00")
@@ -161,7 +162,7 @@ class Payment(TimeStamped):
             ),
             models.CheckConstraint(condition=Q(amount__gte=0), name="payment_amount_not_negative"),
             models.CheckConstraint(
-                condition=Q(billing_year__gte=2000) & Q(billing_year__lte=2100),
+                condition=Q(billing_year__gte=FIRST_YEAR) & Q(billing_year__lte=LAST_YEAR),
                 name="payment_year_in_range",
             ),
         ]

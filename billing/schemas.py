@@ -12,8 +12,8 @@ from pydantic import AfterValidator, BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
-from core.schemas import DbInt, LocalDateTime, Money, OutSchema, RelatedList
-from core.timeutils import start_of_business_day
+from core.schemas import BillingYear, DbInt, LocalDateTime, Money, OutSchema, RelatedList
+from core.timeutils import FIRST_YEAR, LAST_YEAR, start_of_business_day
 from core.validators import validate_json_numbers
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
@@ -48,8 +48,8 @@ def _as_moment(value: Any) -> Any:
 
 def _within_business_years(value: datetime) -> datetime:
     """The year as written: converting year 1 or 9999 to another zone would overflow."""
-    if not 2000 <= value.year <= 2100:
-        raise ValueError("Enter a date between the years 2000 and 2100.")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"Enter a date between the years {FIRST_YEAR} and {LAST_YEAR}.")
     return value
 
 
@@ -247,7 +247,7 @@ class PaymentIn(_PaymentFields):
     """``POST /customers/{uid}/payments``: the URL names the customer."""
 
     amount: MoneyIn = Field(..., gt=0)
-    billing_year: int | None = Field(None, ge=2000, le=2100)
+    billing_year: BillingYear | None = None
     paid: bool = False
 
 

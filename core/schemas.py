@@ -8,8 +8,13 @@ from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from core.timeutils import FIRST_YEAR, LAST_YEAR
+
 # Money goes out as a string with two places ("500.00").
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
+
+# A billing year (the database holds the same range as a check constraint).
+BillingYear = Annotated[int, Field(ge=FIRST_YEAR, le=LAST_YEAR)]
 
 # An integer that reaches the database: outside a 64-bit column's range it is a 400 on
 # its field, not an overflow in the database driver.

@@ -6,6 +6,9 @@ from django.utils import timezone
 
 from core.enums import BillingMonth
 
+# The years a bill or a payment may fall in: anything else is a typing mistake.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
 
 def business_now() -> datetime:
     return timezone.localtime()
