@@ -9,6 +9,7 @@ from django.utils import timezone
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from core.timeutils import FIRST_YEAR, LAST_YEAR
+from core.validators import INT64_MAX, INT64_MIN
 
 # Money goes out as a string with two places ("500.00").
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
@@ -18,7 +19,7 @@ BillingYear = Annotated[int, Field(ge=FIRST_YEAR, le=LAST_YEAR)]
 
 # An integer that reaches the database: outside a 64-bit column's range it is a 400 on
 # its field, not an overflow in the database driver.
-DbInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+DbInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 # Timestamps go out in the business timezone, ISO 8601 with the offset. The zone is
 # read directly, not through ``timezone.localtime``, whose per-call lookup of the

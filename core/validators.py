@@ -5,7 +5,8 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
-_INT64 = 2**63
+# A signed 64-bit integer column's range.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def validate_json_numbers(value) -> None:
@@ -23,10 +24,8 @@ def validate_json_numbers(value) -> None:
         # although the float itself equals -2**63.
         value = Decimal(repr(value))
     if isinstance(value, int | Decimal):
-        if not -_INT64 <= value < _INT64:
-            raise ValidationError(
-                "Numbers must lie between -9223372036854775808 and 9223372036854775807."
-            )
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(f"Numbers must lie between {INT64_MIN} and {INT64_MAX}.")
     elif isinstance(value, dict):
         for item in value.values():
             validate_json_numbers(item)
