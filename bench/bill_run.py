@@ -113,7 +113,7 @@ def bench_env(args, *, chunk_size: int | None = None) -> dict[str, str]:
     bench_settings(
         env, f"{args.pg_server}/{args.db_name}", args.redis_url,
         CELERY_TASK_ALWAYS_EAGER="false",
-        CELERY_TASK_DEFAULT_QUEUE=args.queue,
+        CELERY_QUEUE_PREFIX=f"{args.queue}.",
         SMS_BACKEND="logging",
     )
     if chunk_size:
@@ -358,6 +358,10 @@ class Worker:
         return f"--- last lines of {self.log} ---\n" + "\n".join(text)
 
 
+# Every workload's queue (core.settings TASK_QUEUES and the default one).
+BENCH_QUEUES = ("bills", "network", "notifications", "default")
+
+
 def start_workers(args, chunk_size: int, workdir: Path, tag: str) -> list[Worker]:
     env = bench_env(args, chunk_size=chunk_size)
     env["LOG_LEVEL"] = "INFO"  # as `make worker`: tasks received/succeeded, into a file
@@ -367,8 +371,8 @@ def start_workers(args, chunk_size: int, workdir: Path, tag: str) -> list[Worker
         name = f"bench-bills-{suffix}-{os.getpid()}@%h"
         log = workdir / f"worker-{tag}-{suffix}.log"
         argv = [str(VENV_BIN / "celery"), "-A", "tasks", "worker", "-c", str(concurrency),
-                "-Q", args.queue, "-n", name, "--without-gossip", "--without-mingle", "-E",
-                "--loglevel=INFO"]
+                "-Q", ",".join(f"{args.queue}.{q}" for q in BENCH_QUEUES), "-n", name,
+                "--without-gossip", "--without-mingle", "-E", "--loglevel=INFO"]
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -543,7 +547,7 @@ def chunk_busy_seconds(since: float) -> float | None:
         from django_celery_results.models import TaskResult
 
         rows = TaskResult.objects.filter(
-            task_name="tasks.bills.bill_run_chunk",
+            task_name="bills.run_chunk",
             date_done__gte=datetime.fromtimestamp(since).astimezone(),
         ).values_list("date_created", "date_done")
         return sum((done - created).total_seconds() for created, done in rows) or None

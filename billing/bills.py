@@ -66,10 +66,8 @@ def bill_run_start(
 
 
 def _dispatch_run(run: BillRun) -> None:
-    from tasks.bills import bill_run_execute
-
     publish_on_commit(
-        bill_run_execute,
+        "bills.run_execute",
         args=[run.pk],
         task_id=run.task_id,
         then=lambda: BillRun.objects.filter(pk=run.pk).update(enqueued=True),
@@ -113,10 +111,8 @@ def bill_run_plan(*, run_id: int) -> None:
 
 
 def _dispatch_chunk(chunk_id: int) -> None:
-    from tasks.bills import bill_run_chunk
-
     BillRunChunk.objects.filter(pk=chunk_id).update(dispatched_at=timezone.now())
-    publish_on_commit(bill_run_chunk, args=[chunk_id])
+    publish_on_commit("bills.run_chunk", args=[chunk_id])
 
 
 _UUID_SQL = {"postgresql": "gen_random_uuid()", "sqlite": "lower(hex(randomblob(16)))"}
@@ -245,19 +241,17 @@ def bill_runs_resume(*, stale_seconds: int = 300) -> int:
     """Hand over again what the queue lost: runs the broker never took, and chunks
     dispatched long ago and still not done; and close the runs whose every chunk is done.
     Returns how many tasks it sent."""
-    from tasks.bills import bill_run_chunk, bill_run_execute
-
     sent = 0
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_seconds)
     for run in BillRun.objects.filter(state=BillRun.State.PENDING, enqueued=False):
-        if publish(bill_run_execute, args=[run.pk], task_id=run.task_id):
+        if publish("bills.run_execute", args=[run.pk], task_id=run.task_id):
             BillRun.objects.filter(pk=run.pk).update(enqueued=True)
             sent += 1
     stale = BillRunChunk.objects.filter(
         run__state=BillRun.State.RUNNING, done_at__isnull=True, dispatched_at__lt=cutoff
     )
     for chunk_id in stale.values_list("pk", flat=True):
-        if publish(bill_run_chunk, args=[chunk_id]):
+        if publish("bills.run_chunk", args=[chunk_id]):
             BillRunChunk.objects.filter(pk=chunk_id).update(dispatched_at=timezone.now())
             sent += 1
     # Every chunk done but the run never closed (its worker died in between).

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing.connections import connection_change_request
 from billing.models import ConnectionChange, Customer, Notification, Payment
 from billing.notifications import notifications_dispatch_soon
-from billing.services import connection_change_request
 from core.enums import Status
 
 

@@ -41,9 +41,7 @@ def notify(*, customer: Customer, event: str, key: str, payment: Payment | None 
 
 
 def notifications_dispatch_soon() -> None:
-    from tasks.notifications import notifications_dispatch
-
-    publish_on_commit(notifications_dispatch)
+    publish_on_commit("notifications.dispatch")
 
 
 def _due(now) -> Q:

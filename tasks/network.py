@@ -3,12 +3,14 @@
 from celery import shared_task
 from django.conf import settings
 
+from billing.connections import connection_change_apply_now
 from billing.network import NetworkError
-from billing.services import connection_change_apply_now
 from tasks.base import RETRY_TRANSIENT
 
 
-@shared_task(bind=True, max_retries=None, acks_late=True)
+@shared_task(
+    name="network.connection_change_apply", bind=True, max_retries=None, acks_late=True
+)
 def connection_change_apply(self, change_id: int) -> bool:
     try:
         return connection_change_apply_now(change_id=change_id)
@@ -21,8 +23,8 @@ def connection_change_apply(self, change_id: int) -> bool:
         raise self.retry(exc=error, countdown=backoff) from error
 
 
-@shared_task(**RETRY_TRANSIENT)
+@shared_task(name="network.connection_changes_resend", **RETRY_TRANSIENT)
 def connection_changes_resend() -> int:
-    from billing.services import connection_changes_resend as resend
+    from billing.connections import connection_changes_resend as resend
 
     return resend()

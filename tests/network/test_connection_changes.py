@@ -4,8 +4,8 @@
 import pytest
 from django_celery_results.models import TaskResult
 
+from billing.connections import connection_change_apply_now
 from billing.models import ConnectionChange, Customer
-from billing.services import connection_change_apply_now
 from core.enums import UserKind
 
 pytestmark = pytest.mark.django_db
@@ -168,8 +168,8 @@ def test_router_failing_leaves_the_change_unconfirmed_until_applied_again(
 
 
 def test_apply_now_raises_and_records_when_the_router_still_fails(admin, customer, router):
+    from billing.connections import connection_change_request
     from billing.network import NetworkError
-    from billing.services import connection_change_request
 
     change = connection_change_request(
         customer=customer, enable=False, reason=ConnectionChange.Reason.TOGGLE, requested_by=None

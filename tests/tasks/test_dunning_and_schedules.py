@@ -9,8 +9,9 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from billing import dunning
+from billing.connections import connection_changes_resend
 from billing.models import ConnectionChange, Customer, Notification, Package, Payment
-from billing.services import connection_changes_resend, payment_record
+from billing.services import payment_record
 from core.enums import PaymentMethod, UserKind
 from tests.factories import UserFactory
 
@@ -88,7 +89,7 @@ def test_resend_picks_up_unconfirmed_changes(overdue, django_capture_on_commit_c
 def test_schedules_are_registered_idempotently():
     call_command("setup_schedules")
     first = set(PeriodicTask.objects.values_list("name", "task"))
-    monthly = PeriodicTask.objects.get(task="tasks.bills.bill_run_monthly")
+    monthly = PeriodicTask.objects.get(task="bills.run_monthly")
     assert (monthly.crontab.minute, monthly.crontab.hour, monthly.crontab.day_of_month) == (
         "5", "0", "1",
     )
@@ -97,12 +98,12 @@ def test_schedules_are_registered_idempotently():
     monthly.crontab.save()
     call_command("setup_schedules")
     assert set(PeriodicTask.objects.values_list("name", "task")) == first
-    assert PeriodicTask.objects.get(task="tasks.bills.bill_run_monthly").crontab.hour == "3"
+    assert PeriodicTask.objects.get(task="bills.run_monthly").crontab.hour == "3"
     tasks = {task for _, task in first}
     assert {
-        "tasks.reconciliation.reconciliation_nightly", "tasks.dunning.due_reminders",
-        "tasks.dunning.auto_suspend", "tasks.notifications.notifications_dispatch",
-        "tasks.network.connection_changes_resend", "tasks.bills.bill_runs_resume",
+        "bills.reconciliation_nightly", "dunning.due_reminders",
+        "dunning.auto_suspend", "notifications.dispatch",
+        "network.connection_changes_resend", "bills.runs_resume",
     } <= tasks
     from tasks import app
 

@@ -32,6 +32,7 @@ from django.db import connection
 import tasks
 from billing.models import Customer, Package
 from core.enums import Status
+from core.queue import all_queues
 from tests.network.fake_routeros import free_port
 from tests.redis_broker import forget_queue_keys
 
@@ -178,7 +179,7 @@ def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
 class Producer:
     """Switches this process's Celery app from in-process tasks to a real broker."""
 
-    KEYS = ("task_always_eager", "broker_url", "task_default_queue")
+    KEYS = ("task_always_eager", "broker_url")
 
     def __init__(self, queue: str):
         self.queue = queue
@@ -189,7 +190,6 @@ class Producer:
         conf = tasks.app.conf
         conf.task_always_eager = False
         conf.broker_url = broker_url
-        conf.task_default_queue = self.queue
         self.broker_url = broker_url
         reset_broker_connections()
 
@@ -235,6 +235,8 @@ def producer(settings, queue):
     """This process publishes to the workers' broker; restored after the test."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.BILL_RUN_CHUNK_SIZE = CHUNK_SIZE
+    # Every workload's queue gets this test's name in front (core.queue.queue_for).
+    settings.TASK_QUEUE_PREFIX = f"{queue}."
     switch = Producer(queue)
     switch.point_at(worker_broker_url())
     yield switch
@@ -253,7 +255,7 @@ def service_env(broker_url: str, queue: str, **extra: object) -> dict[str, str]:
         REDIS_URL=broker_url,
         CELERY_BROKER_URL=broker_url,
         CELERY_TASK_ALWAYS_EAGER="false",
-        CELERY_TASK_DEFAULT_QUEUE=queue,
+        CELERY_QUEUE_PREFIX=f"{queue}.",
         SECRET_KEY=settings.SECRET_KEY,
         BILL_RUN_CHUNK_SIZE=str(CHUNK_SIZE),
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
@@ -278,7 +280,8 @@ def start_worker(producer, queue, tmp_path):
         env = service_env(broker_url or producer.broker_url, queue, **extra)
         argv = [
             executable("celery"), "-A", "tasks", "worker", "--loglevel=INFO",
-            f"--concurrency={concurrency}", "-E", "-Q", queue, f"--hostname={hostname}",
+            f"--concurrency={concurrency}", "-E", "-Q", ",".join(all_queues()),
+            f"--hostname={hostname}",
             "--without-mingle", "--without-gossip",
         ]
         log = tmp_path / f"worker-{number}.log"

@@ -23,7 +23,7 @@ def test_beat_sends_the_registered_schedules_to_the_workers(producer, queue, sta
                                                              tmp_path):
     call_command("setup_schedules")
     # As if beat had last sent the sweep an hour ago: due at once.
-    PeriodicTask.objects.filter(task="tasks.notifications.notifications_dispatch").update(
+    PeriodicTask.objects.filter(task="notifications.dispatch").update(
         last_run_at=timezone.now() - timedelta(hours=1)
     )
     worker = start_worker()
@@ -39,7 +39,7 @@ def test_beat_sends_the_registered_schedules_to_the_workers(producer, queue, sta
             watch=[beat],
         )
         wait_until(
-            lambda: "tasks.notifications.notifications_dispatch" in worker.output()
+            lambda: "notifications.dispatch" in worker.output()
             and "succeeded" in worker.output(),
             timeout=START_TIMEOUT, interval=0.2, message="the worker to run the sweep",
             watch=[worker],

@@ -12,7 +12,7 @@ from django_celery_results.models import TaskResult
 from billing import bills
 from billing.models import BillRun, Notification, Payment, ReconciliationRun
 from core.enums import UserKind
-from tasks.bills import bill_run_chunk
+from core.queue import publish
 from tests.conftest import ApiClient
 from tests.worker.conftest import CHUNK_SIZE, Seeded, seed_customers, wait_task, wait_until
 
@@ -78,7 +78,7 @@ def test_a_whole_bill_run_on_a_real_worker(client_as, start_worker):
     assert_one_record_per_billable_customer(seeded)
     assert_one_bill_notice_per_channel(seeded)
     # The chunks really were the worker's: Celery stored each one's result, with its name.
-    chunks = TaskResult.objects.filter(task_name="tasks.bills.bill_run_chunk", status="SUCCESS")
+    chunks = TaskResult.objects.filter(task_name="bills.run_chunk", status="SUCCESS")
     assert chunks.count() == run.chunks_total
     assert set(chunks.values_list("worker", flat=True)) == {worker.hostname}
     # The outbox dispatcher on the worker sends every notice, and the run is reconciled.
@@ -178,7 +178,7 @@ def test_a_worker_killed_mid_run_then_a_new_worker_finishes_it(client_as, start_
     assert_one_bill_notice_per_channel(seeded)
     # The new worker did the rest of the chunks.
     by_second = TaskResult.objects.filter(
-        task_name="tasks.bills.bill_run_chunk", worker=second.hostname
+        task_name="bills.run_chunk", worker=second.hostname
     )
     assert by_second.exists()
 
@@ -195,7 +195,7 @@ def test_a_run_left_running_with_every_chunk_done_is_closed(client_as, start_wor
     lost = {"state": BillRun.State.RUNNING, "finished_at": None, "missing_count": None}
 
     BillRun.objects.filter(pk=run.pk).update(**lost)
-    bill_run_chunk.apply_async(args=[run.chunks.last().pk])  # a redelivery
+    publish("bills.run_chunk", args=[run.chunks.last().pk])  # a redelivery
     body = wait_task(api, task_id, timeout=30, watch=[worker])
     assert body["status"] == "SUCCESS" and body["result"]["missing"] == 0, body
 

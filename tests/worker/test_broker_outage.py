@@ -6,11 +6,10 @@ import time
 import pytest
 
 from billing import bills
+from billing.connections import connection_changes_resend
 from billing.models import BillRun, ConnectionChange, Customer, Payment
-from billing.services import connection_changes_resend
 from core.enums import UserKind
 from core.queue import publish
-from tasks.notifications import notifications_dispatch
 from tests.worker.conftest import seed_customers, wait_task
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -33,7 +32,7 @@ def test_requests_while_the_broker_is_down_are_carried_out_once_it_is_back(
     Customer.objects.filter(pk=alice.pk).update(username="alice")
     producer.point_at(private_redis.url)
     # The web process has a pooled connection to the broker when the broker goes away.
-    assert publish(notifications_dispatch) is True
+    assert publish("notifications.dispatch") is True
     private_redis.stop()
 
     generate, took = timed(

@@ -56,12 +56,12 @@ def test_flower_finds_the_bill_run_tasks(client_as, start_worker, start_flower):
         and info.get("state") == "SUCCESS" and info,
         timeout=30, watch=[flower], message="Flower to show the run's task",
     )
-    assert execute["name"] == "tasks.bills.bill_run_execute"
+    assert execute["name"] == "bills.run_execute"
     assert ast.literal_eval(execute["args"]) == [run.pk]
     assert execute["worker"] == worker.hostname
 
     def chunks_listed():
-        listed = flower_get(flower, "/api/tasks", taskname="tasks.bills.bill_run_chunk",
+        listed = flower_get(flower, "/api/tasks", taskname="bills.run_chunk",
                             state="SUCCESS") or {}
         mine = {
             uuid: task for uuid, task in listed.items()
@@ -75,7 +75,7 @@ def test_flower_finds_the_bill_run_tasks(client_as, start_worker, start_flower):
     assert {task["parent_id"] for task in chunks.values()} == {task_id}
     assert {task["worker"] for task in chunks.values()} == {worker.hostname}
     types = flower_get(flower, "/api/task/types")
-    assert {"tasks.bills.bill_run_execute", "tasks.bills.bill_run_chunk"} <= set(
+    assert {"bills.run_execute", "bills.run_chunk"} <= set(
         types["task-types"]
     )
 

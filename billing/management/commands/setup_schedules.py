@@ -10,28 +10,28 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 # name → (task, crontab fields or None, every N minutes or None)
 SCHEDULES = {
     "Monthly bill run (00:05 on the 1st)": (
-        "tasks.bills.bill_run_monthly",
+        "bills.run_monthly",
         {"minute": "5", "hour": "0", "day_of_month": "1"},
         None,
     ),
     "Nightly reconciliation (02:30)": (
-        "tasks.reconciliation.reconciliation_nightly",
+        "bills.reconciliation_nightly",
         {"minute": "30", "hour": "2"},
         None,
     ),
     "Daily due reminders (10:00)": (
-        "tasks.dunning.due_reminders",
+        "dunning.due_reminders",
         {"minute": "0", "hour": "10"},
         None,
     ),
     "Daily auto-suspend (01:00)": (
-        "tasks.dunning.auto_suspend",
+        "dunning.auto_suspend",
         {"minute": "0", "hour": "1"},
         None,
     ),
-    "Outbox sweep (every minute)": ("tasks.notifications.notifications_dispatch", None, 1),
-    "Network re-sync (every minute)": ("tasks.network.connection_changes_resend", None, 1),
-    "Bill-run resume (every 5 minutes)": ("tasks.bills.bill_runs_resume", None, 5),
+    "Outbox sweep (every minute)": ("notifications.dispatch", None, 1),
+    "Network re-sync (every minute)": ("network.connection_changes_resend", None, 1),
+    "Bill-run resume (every 5 minutes)": ("bills.runs_resume", None, 5),
 }
 
 
