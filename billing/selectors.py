@@ -3,11 +3,11 @@
 import hashlib
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from accounts.models import User
 from billing.models import ZERO, Customer, Package, Payment
+from core.cache import cache_get, cache_set
 from core.enums import PaymentMethod, Status, UserKind
 from core.listing import nested_values
 from core.timeutils import business_month
@@ -92,7 +92,11 @@ def dashboard_figures() -> dict:
         for model in (Package, Customer, Payment)
     )
     key = "dashboard:" + hashlib.sha256(repr((year, month, stamp)).encode()).hexdigest()
-    return cache.get_or_set(key, lambda: _dashboard_compute(year, month), DASHBOARD_CACHE_SECONDS)
+    figures = cache_get(key)
+    if figures is None:
+        figures = _dashboard_compute(year, month)
+        cache_set(key, figures, DASHBOARD_CACHE_SECONDS)
+    return figures
 
 
 def _dashboard_compute(year: int, month: str) -> dict:

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import QuerySet
@@ -21,6 +20,7 @@ from django.utils.http import urlencode
 from ninja import Field, Schema
 from ninja.pagination import PaginationBase
 
+from core.cache import cache_get, cache_set
 from core.errors import ApiError
 
 
@@ -124,10 +124,10 @@ def cached_count(queryset: QuerySet) -> int:
         cursor.execute(f"SELECT {latest}")
         stamp = cursor.fetchone()
     key = "count:" + hashlib.sha256(repr((sql, params, stamp)).encode()).hexdigest()
-    count = cache.get(key)
+    count = cache_get(key)
     if count is None:
         count = queryset.count()
-        cache.set(key, count, COUNT_CACHE_SECONDS)
+        cache_set(key, count, COUNT_CACHE_SECONDS)
     return count
 
 

@@ -126,6 +126,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="isp"),
+            # A cache that is down is no cache (core.cache): it must cost a request
+            # milliseconds, not the seconds of the operating system's own timeouts.
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_CONNECT_TIMEOUT_SECONDS", default=0.2),
+                "socket_timeout": env.float("CACHE_TIMEOUT_SECONDS", default=0.5),
+            },
         }
     }
 else:
@@ -180,6 +186,21 @@ JWT_ACCESS_TOKEN_LIFETIME = timedelta(minutes=env.int("JWT_ACCESS_TOKEN_MINUTES"
 JWT_REFRESH_TOKEN_LIFETIME = timedelta(days=env.int("JWT_REFRESH_TOKEN_DAYS", default=30))
 # How long a verified Basic credential is remembered (see core.auth).
 BASIC_AUTH_CACHE_SECONDS = env.int("BASIC_AUTH_CACHE_SECONDS", default=300)
+
+# Throttling (core.throttling): "<count>/<s|min|hour|day>" per client address or per
+# login, answered 429 with Retry-After. Failed credentials (login, Basic, the old
+# password of a password change) are counted per login and per address and checked
+# before the password hash; login, refresh and register are also limited per address.
+THROTTLE_RATES = {
+    "credentials_per_login": env.str("THROTTLE_CREDENTIALS_PER_LOGIN", default="5/min"),
+    "credentials_per_address": env.str("THROTTLE_CREDENTIALS_PER_ADDRESS", default="20/min"),
+    "login": env.str("THROTTLE_LOGIN", default="30/min"),
+    "refresh": env.str("THROTTLE_REFRESH", default="60/min"),
+    "register": env.str("THROTTLE_REGISTER", default="10/hour"),
+}
+# Only behind a proxy that sets X-Forwarded-For is its first hop the client's address;
+# otherwise anyone could name a new address on every request.
+THROTTLE_BEHIND_PROXY = env.bool("THROTTLE_BEHIND_PROXY", default=False)
 
 NINJA_PAGINATION_CLASS = "core.pagination.PageNumberPagination"
 NINJA_PAGINATION_PER_PAGE = 20
