@@ -1,12 +1,14 @@
 """Packages, customers, their monthly payment records and the ledger of money on them."""
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
 from core.timeutils import FIRST_YEAR, LAST_YEAR
@@ -265,6 +267,16 @@ class RunState(models.TextChoices):
     FAILED = "FAILED"
 
 
+class RunQuerySet(models.QuerySet):
+    def stalled(self, stale_seconds: int) -> "RunQuerySet":
+        """Runs not finished that have shown no progress for ``stale_seconds``, whatever
+        they believe about their messages: the ones a sweep hands over again."""
+        cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+        return self.filter(
+            state__in=[RunState.PENDING, RunState.RUNNING], last_progress_at__lte=cutoff
+        )
+
+
 class BillRun(models.Model):
     """One bill generation for a month: who asked, for whom, how far it got, and a health
     check of the result."""
@@ -293,10 +305,21 @@ class BillRun(models.Model):
     missing_count = models.PositiveIntegerField(
         null=True, blank=True, help_text="Billable customers still without a record (must be 0)."
     )
+    planned_through_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The highest customer id when the run was planned."
+    )
+    newcomer_count = models.PositiveIntegerField(
+        default=0, help_text="Customers created or made billable during the run, billed last."
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(
+        default=timezone.now, help_text="Its last step done (or its last hand-over by a sweep)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -341,15 +364,47 @@ class ReconciliationRun(models.Model):
     credits_moved = models.PositiveIntegerField(default=0)
     credit_amount = money_field(default=ZERO)
     discrepancies = models.JSONField(default=list, blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(
+        default=timezone.now, help_text="Its last step done (or its last hand-over by a sweep)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Reconciliation {self.trigger} ({self.state})"
+
+
+class ReconciliationChunk(models.Model):
+    """A slice of a reconciliation's records (by payment id range); its figures are added
+    to the run once, whatever redelivers it."""
+
+    run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_payment_id = models.BigIntegerField()
+    last_payment_id = models.BigIntegerField()
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "number"], name="reconciliation_chunk_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        first, last = self.first_payment_id, self.last_payment_id
+        return f"Chunk {self.number} of {self.run} (payments {first}-{last})"
 
 
 class Notification(models.Model):

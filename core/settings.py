@@ -252,6 +252,10 @@ NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=500)
 
 # Billing runs and dunning.
 BILL_RUN_CHUNK_SIZE = env.int("BILL_RUN_CHUNK_SIZE", default=5000)
+RECONCILIATION_CHUNK_SIZE = env.int("RECONCILIATION_CHUNK_SIZE", default=2000)
+# A run (bill run, reconciliation) with no progress for this long is handed over again by
+# its sweep, whatever it believes about its messages; longer than a chunk ever takes.
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=600)
 # Days after a bill is issued before an unpaid customer is switched off; unset: never.
 AUTO_SUSPEND_GRACE_DAYS = env.int("AUTO_SUSPEND_GRACE_DAYS", default=None)
 # Days after a bill is issued before daily due reminders start.
