@@ -11,6 +11,7 @@ from accounts.schemas import (
     LoginIn,
     Me,
     MeUpdate,
+    PasswordChangeIn,
     RefreshIn,
     RegisterIn,
     TokenPair,
@@ -22,6 +23,7 @@ from core.enums import Status as RecordStatus
 from core.enums import UserKind
 from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
+from core.throttling import AddressRateThrottle, client_address
 
 router = Router(tags=["users"])
 
@@ -42,9 +44,16 @@ class UserFilters(ListParams):
     status: RecordStatus | None = None
 
 
-@router.post("/login", auth=None, response={200: TokenPair, 401: LoginError})
+@router.post(
+    "/login",
+    auth=None,
+    throttle=AddressRateThrottle("login"),
+    response={200: TokenPair, 401: LoginError, 429: ErrorDetail},
+)
 def login(request, payload: LoginIn):
-    user, access, refresh = services.auth_login(login=payload.phone, password=payload.password)
+    user, access, refresh = services.auth_login(
+        login=payload.phone, password=payload.password, address=client_address(request)
+    )
     return {
         "access_token": access.token,
         "refresh_token": refresh.token,
@@ -54,13 +63,23 @@ def login(request, payload: LoginIn):
     }
 
 
-@router.post("/login/refresh", auth=None, response={200: AccessToken, 401: ErrorDetail})
+@router.post(
+    "/login/refresh",
+    auth=None,
+    throttle=AddressRateThrottle("refresh"),
+    response={200: AccessToken, 401: ErrorDetail, 429: ErrorDetail},
+)
 def login_refresh(request, payload: RefreshIn):
     access = services.auth_refresh(refresh_token=payload.refresh_token)
     return {"access_token": access.token, "access_token_exp": access.expires_at}
 
 
-@router.post("/register", auth=None, response={201: UserDetail})
+@router.post(
+    "/register",
+    auth=None,
+    throttle=AddressRateThrottle("register"),
+    response={201: UserDetail, 429: ErrorDetail},
+)
 def register(request, payload: RegisterIn):
     return Status(201, services.user_register(data=payload.dict()))
 
@@ -75,6 +94,17 @@ def me_update(request, payload: MeUpdate):
     return services.user_update(
         actor=request.auth, user=request.auth, data=payload.dict(exclude_unset=True)
     )
+
+
+@router.post("/me/password", response={204: None})
+def me_password(request, payload: PasswordChangeIn):
+    services.password_change(
+        user=request.auth,
+        old_password=payload.old_password,
+        new_password=payload.new_password,
+        address=client_address(request),
+    )
+    return Status(204, None)
 
 
 @router.get("", response=list[UserList])

@@ -122,10 +122,19 @@ class UserWrite(_UserFields):
 
 
 class MeUpdate(_UserFields):
-    """``PUT /users/me``: kind, status and is_staff are not the user's own to change."""
+    """``PUT /users/me``: kind, status and is_staff are not the user's own to change, and
+    a password only through ``POST /users/me/password`` (a non-empty one is a 400)."""
+
+    password: str | None = None
+
+
+class PasswordChangeIn(Schema):
+    old_password: str = Field(..., min_length=1)
+    new_password: str = Field(..., min_length=1)
 
 
 class RegisterIn(_UserFields):
-    email: str = Field(..., max_length=254)
+    """``email`` may be blank or left out, as the original allowed."""
+
     password: str
     confirm_password: str

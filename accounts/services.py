@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -13,20 +14,45 @@ from accounts.tokens import InvalidToken, IssuedToken, token_issue, token_user
 from core.enums import Status, UserKind
 from core.errors import FieldErrors, NotAuthenticated, PermissionDenied, field_error
 from core.permissions import require_manageable_kind
+from core.throttling import credentials_check, credentials_failed
 
 LOGIN_FAILED = "No active account found with the given credentials"
 TOKEN_INVALID = "Token is invalid or expired"
+OLD_PASSWORD_WRONG = "Your old password was entered incorrectly. Please enter it again."
+SELF_PASSWORD = "Change your own password with POST /users/me/password."
 
 # Fields a user may not change on their own account.
 _SELF_PROTECTED = ("kind", "status", "is_staff")
 
 
-def auth_login(*, login: str, password: str) -> tuple[User, IssuedToken, IssuedToken]:
+def credentials_user(*, login: str, password: str, address: str) -> User | None:
+    """The active user that ``login`` and ``password`` name, or None.
+
+    A login or client address with too many recent failures is Throttled before any
+    hash is computed; every other check costs exactly one hash, whether the login
+    names no one, an account that is not active, or one whose password is wrong, so
+    the time of the answer names no one."""
+    credentials_check(address=address, login=login)
     user = user_by_login(login)
     if user is None:
-        User().set_password(password)  # as long as a real check: timing names no one
-        raise NotAuthenticated(LOGIN_FAILED, message=LOGIN_FAILED)
-    if not user.is_active or not user.check_password(password):
+        make_password(password)
+        matches = False
+    elif not user.is_active:
+        check_password(password, user.password)  # the same cost; nothing upgraded
+        matches = False
+    else:
+        matches = user.check_password(password)
+    if not matches:
+        credentials_failed(address=address, login=login)
+        return None
+    return user
+
+
+def auth_login(
+    *, login: str, password: str, address: str
+) -> tuple[User, IssuedToken, IssuedToken]:
+    user = credentials_user(login=login, password=password, address=address)
+    if user is None:
         raise NotAuthenticated(LOGIN_FAILED, message=LOGIN_FAILED)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     return (
@@ -93,6 +119,8 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
     if user.pk == actor.pk:
         for name in _SELF_PROTECTED:
             data.pop(name, None)
+        if data.get("password"):  # only with the old password, never through a token alone
+            raise field_error("password", SELF_PASSWORD)
     else:
         require_manageable_kind(actor, user.kind)
         if "kind" in data:
@@ -105,6 +133,18 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
         _check_password(password, user)
         user.set_password(password)
     return _save(user)
+
+
+def password_change(*, user: User, old_password: str, new_password: str, address: str) -> None:
+    """A user's own password change; every token and Basic verdict issued before it ends
+    (both carry a fingerprint of the password hash)."""
+    credentials_check(address=address, login=user.phone)
+    if not user.check_password(old_password):
+        credentials_failed(address=address, login=user.phone)
+        raise field_error("old_password", OLD_PASSWORD_WRONG)
+    _check_password(new_password, user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password", "updated_at"])
 
 
 def user_remove(*, actor: User, user: User) -> None:

@@ -9,6 +9,10 @@ verified; it expires after ``BASIC_AUTH_CACHE_SECONDS``.
 
 Each process also keeps the last verdicts in memory for a few seconds, which
 spares the shared cache's round trip on a busy client; the same checks apply.
+A cache that is down is no cache: the password is verified every time.
+
+Credentials that are verified go through ``accounts.services.credentials_user``, as
+a login does: the same throttle on failures, the same cost for every failure.
 """
 
 import hashlib
@@ -17,12 +21,14 @@ import threading
 
 from cachetools import TTLCache
 from django.conf import settings
-from django.core.cache import cache
 from ninja.security import HttpBasicAuth, HttpBearer
 
 from accounts.models import User
-from accounts.selectors import is_login_of, user_by_login
+from accounts.selectors import is_login_of
+from accounts.services import credentials_user
 from accounts.tokens import InvalidToken, password_fingerprint, token_user
+from core.cache import cache_delete, cache_get, cache_set
+from core.throttling import client_address
 
 _BASIC_CACHE_PREFIX = "auth:basic:"
 _LOCAL_VERDICT_SECONDS = 10
@@ -47,7 +53,9 @@ class BearerAuth(HttpBearer):
 
 class BasicAuth(HttpBasicAuth):
     def authenticate(self, request, username: str, password: str) -> User | None:
-        return basic_credentials_user(login=username, password=password)
+        return basic_credentials_user(
+            login=username, password=password, address=client_address(request)
+        )
 
 
 def _credential_key(login: str, password: str) -> str:
@@ -57,14 +65,14 @@ def _credential_key(login: str, password: str) -> str:
     return _BASIC_CACHE_PREFIX + digest
 
 
-def basic_credentials_user(*, login: str, password: str) -> User | None:
+def basic_credentials_user(*, login: str, password: str, address: str) -> User | None:
     """The active user these credentials belong to, verifying the password at most once
     per ``BASIC_AUTH_CACHE_SECONDS`` for as long as the login and password stay the same."""
     key = _credential_key(login, password)
     with _local_lock:
         remembered = _local_verdicts.get(key)
     if remembered is None:
-        remembered = cache.get(key)
+        remembered = cache_get(key)
         if remembered is not None:
             # Not refreshed on a local hit: the memo never outlives the shared verdict
             # by more than its own few seconds.
@@ -80,17 +88,13 @@ def basic_credentials_user(*, login: str, password: str) -> User | None:
             and hmac.compare_digest(fingerprint, password_fingerprint(user))
         ):
             return user
-        cache.delete(key)
+        cache_delete(key)
         with _local_lock:
             _local_verdicts.pop(key, None)
 
-    user = user_by_login(login)
-    if user is None:
-        User().set_password(password)  # as long as a real check: timing names no one
-        return None
-    if not user.is_active or not user.check_password(password):
-        return None
-    cache.set(key, (user.pk, password_fingerprint(user)), settings.BASIC_AUTH_CACHE_SECONDS)
+    user = credentials_user(login=login, password=password, address=address)
+    if user is not None:
+        cache_set(key, (user.pk, password_fingerprint(user)), settings.BASIC_AUTH_CACHE_SECONDS)
     return user
 
 

@@ -7,6 +7,7 @@ is down. Nothing a client sends may turn into a 500.
 """
 
 import logging
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
 
 from core.renderers import NotAnObject, NullCharacters
@@ -194,7 +195,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
         detail = str(exc)
         if exc.status_code == 400 and detail.startswith("Cannot parse request body"):
             detail = "JSON parse error - the request body is not valid JSON."
-        return _respond(api, request, {"detail": detail}, exc.status_code)
+        response = _respond(api, request, {"detail": detail}, exc.status_code)
+        if isinstance(exc, Throttled) and exc.wait:  # raised in auth or a service (429)
+            response["Retry-After"] = str(math.ceil(exc.wait))
+        return response
 
     @api.exception_handler(Http404)
     def not_found(request, exc):

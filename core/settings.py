@@ -227,8 +227,12 @@ MIKROTIK_PASSWORD = env.str("MIKROTIK_PASSWORD", default="")
 MIKROTIK_VERIFY_TLS = env.bool("MIKROTIK_VERIFY_TLS", default=True)
 MIKROTIK_TIMEOUT_SECONDS = env.float("MIKROTIK_TIMEOUT_SECONDS", default=5.0)
 # A change the router did not confirm is tried again after this many seconds, doubled
-# on every retry (at most 300).
+# on every retry (at most NETWORK_RETRY_MAX_SECONDS).
 NETWORK_RETRY_BASE_SECONDS = env.float("NETWORK_RETRY_BASE_SECONDS", default=5.0)
+NETWORK_RETRY_MAX_SECONDS = env.float("NETWORK_RETRY_MAX_SECONDS", default=300.0)
+# The most one attempt may spend at the router, all its calls together; the customer's
+# next change waits at most this long for it.
+NETWORK_ATTEMPT_SECONDS = env.float("NETWORK_ATTEMPT_SECONDS", default=30.0)
 if NETWORK_BACKEND == "mikrotik" and not MIKROTIK_URL:
     raise ImproperlyConfigured("NETWORK_BACKEND=mikrotik needs MIKROTIK_URL.")
 
@@ -247,8 +251,33 @@ SMS_SENDER_ID = env.str("SMS_SENDER_ID", default="ISP")
 SMS_HTTP_TIMEOUT_SECONDS = env.float("SMS_HTTP_TIMEOUT_SECONDS", default=5.0)
 if SMS_BACKEND == "http" and not SMS_HTTP_URL:
     raise ImproperlyConfigured("SMS_BACKEND=http needs SMS_HTTP_URL.")
+# Bounds every SMTP socket operation (Django's default is to wait forever).
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+# The e-mail Message-ID's domain ("<notice key@domain>"): the sender's, unless set.
+NOTIFICATION_MESSAGE_ID_DOMAIN = env.str(
+    "NOTIFICATION_MESSAGE_ID_DOMAIN", default=DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">")
+) or "localhost"
 NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
-NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=500)
+# One dispatch task claims at most this many notices and starts no send after this many
+# seconds, then hands the rest to the next task: no task holds a worker for long.
+NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=100)
+NOTIFICATION_BATCH_SECONDS = env.float("NOTIFICATION_BATCH_SECONDS", default=5.0)
+# A claim older than this is taken as its worker's death and the notice is sent again. It
+# must outlast a whole batch: its last send starts by NOTIFICATION_BATCH_SECONDS and takes
+# at most a connect and a read timeout.
+NOTIFICATION_CLAIM_TIMEOUT_SECONDS = env.float("NOTIFICATION_CLAIM_TIMEOUT_SECONDS",
+                                               default=120.0)
+if NOTIFICATION_CLAIM_TIMEOUT_SECONDS <= NOTIFICATION_BATCH_SECONDS + 2 * max(
+    SMS_HTTP_TIMEOUT_SECONDS, EMAIL_TIMEOUT
+):
+    raise ImproperlyConfigured(
+        "NOTIFICATION_CLAIM_TIMEOUT_SECONDS must exceed NOTIFICATION_BATCH_SECONDS plus twice"
+        " the larger of SMS_HTTP_TIMEOUT_SECONDS and EMAIL_TIMEOUT."
+    )
+# While a dispatch message waits in the queue, more triggers (a bill run's chunks, every
+# payment) send none; this bounds how long a lost message can hold them back.
+NOTIFICATION_DISPATCH_QUEUED_SECONDS = env.int("NOTIFICATION_DISPATCH_QUEUED_SECONDS",
+                                               default=30)
 
 # Billing runs and dunning.
 BILL_RUN_CHUNK_SIZE = env.int("BILL_RUN_CHUNK_SIZE", default=5000)

@@ -747,12 +747,26 @@ def test_me_put_ignores_kind_status_and_is_staff(client_as, kind):
     assert client.get("/users/me").status_code == 200
 
 
-def test_me_put_ignores_a_password(client_as):
+def test_me_put_refuses_a_password_pointing_to_the_password_change(client_as):
     client, user = client_as(UserKind.OTHER)
 
     response = client.put("/users/me", full_payload(user, password=NEW_PASSWORD))
 
+    assert response.status_code == 400, response.content
+    assert set(response.json()) == {"password"}
+    assert "/users/me/password" in response.json()["password"][0]
+    assert can_log_in(user.phone, PASSWORD)
+    assert not can_log_in(user.phone, NEW_PASSWORD)
+
+
+@pytest.mark.parametrize("blank", ["", None])
+def test_me_put_ignores_a_blank_password(client_as, blank):
+    client, user = client_as(UserKind.OTHER)
+
+    response = client.put("/users/me", full_payload(user, password=blank, first_name="New"))
+
     assert response.status_code == 200, response.content
+    assert response.json()["first_name"] == "New"
     assert can_log_in(user.phone, PASSWORD)
 
 
