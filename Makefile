@@ -5,17 +5,35 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run worker beat flower test lint bench bench-auth clean
+.PHONY: install lock run worker beat flower test lint bench bench-auth clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+## The locked versions (requirements-dev.lock: runtime and dev), then the project itself.
+$(VENV)/.installed: pyproject.toml requirements.lock requirements-dev.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+## Pins every dependency of pyproject.toml, with hashes, for Python 3.11 on Linux x86_64:
+## requirements.lock (runtime, the image) and requirements-dev.lock (plus the dev extra, held
+## to the same runtime pins). Existing pins are kept; `make lock LOCK_FLAGS=--upgrade` (or
+## `--upgrade-package NAME`) moves them.
+UV_VERSION ?= 0.13.9
+LOCK_FLAGS ?=
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --custom-compile-command 'make lock' \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_FLAGS)
+
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+
+lock: $(BIN)/uv
+	$(UV_COMPILE) pyproject.toml -o requirements.lock
+	$(UV_COMPILE) pyproject.toml --extra dev -c requirements.lock -o requirements-dev.lock
 
 ## The service on the embedded default: SQLite file, tasks in-process.
 run: install
@@ -32,8 +50,11 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+## One worker for every queue (core.queue.all_queues()); `make worker QUEUES=bills` for one.
+QUEUES ?= $(shell DJANGO_SETTINGS_MODULE=core.settings $(BIN)/python -c \
+	'from core.queue import all_queues; print(",".join(all_queues()))')
 worker: install
-	$(BIN)/celery -A tasks worker --loglevel=INFO
+	$(BIN)/celery -A tasks worker --loglevel=INFO -E -Q $(QUEUES)
 
 beat: install
 	$(BIN)/celery -A tasks beat --loglevel=INFO -S django_celery_beat.schedulers:DatabaseScheduler
