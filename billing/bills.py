@@ -6,9 +6,17 @@ one set-based statement that the partial unique constraint guards
 transaction. A chunk is marked done in that same transaction, so a retry, a
 redelivery, a second run or a run killed half way never makes a second record
 and never skips one.
+
+Every step records the run's progress (``last_progress_at``); the resume sweep hands a
+run with no progress for ``RUN_STALE_SECONDS`` over again, whatever it believes about
+its messages (a message can be lost after the broker took it), and every step is safe
+to receive twice. The plan fixes the customers the run is for (those up to the highest
+id at planning); customers created or made billable during the run are billed when it
+closes and counted as newcomers, and the health check judges only the planned ones.
 """
 
 import uuid
+from datetime import timedelta
 from math import ceil
 
 from django.conf import settings
@@ -22,6 +30,7 @@ from core.enums import BillingMonth, PaymentMethod, Status
 from core.errors import field_error
 from core.queue import publish, publish_on_commit
 from core.timeutils import business_month
+from core.validators import INT64_MAX
 
 
 def billable_customers(customer_ids: list[int] | None = None) -> QuerySet[Customer]:
@@ -99,20 +108,24 @@ def bill_run_plan(*, run_id: int) -> None:
             BillRunChunk.objects.bulk_create(chunks)
             run.state = BillRun.State.RUNNING
             run.enqueued = True
-            run.started_at = timezone.now()
+            run.started_at = run.last_progress_at = timezone.now()
             run.billable_count = customers.count()
             run.chunks_total = len(chunks)
+            run.planned_through_id = Customer.objects.aggregate(last=Max("pk"))["last"] or 0
             run.save()
-        pending = list(run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True))
-        if not pending:
-            transaction.on_commit(lambda: bill_run_finish(run_id=run.pk))
-        for chunk_id in pending:
-            _dispatch_chunk(chunk_id)
+        _dispatch_pending(run)
 
 
-def _dispatch_chunk(chunk_id: int) -> None:
-    BillRunChunk.objects.filter(pk=chunk_id).update(dispatched_at=timezone.now())
-    publish_on_commit("bills.run_chunk", args=[chunk_id])
+def _dispatch_pending(run: BillRun) -> int:
+    """Send (after commit) every chunk of the run not done, or close it when none is left;
+    the number of chunks sent."""
+    pending = list(run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True))
+    if not pending:
+        transaction.on_commit(lambda: bill_run_finish(run_id=run.pk))
+    BillRunChunk.objects.filter(pk__in=pending).update(dispatched_at=timezone.now())
+    for chunk_id in pending:
+        publish_on_commit("bills.run_chunk", args=[chunk_id])
+    return len(pending)
 
 
 _UUID_SQL = {"postgresql": "gen_random_uuid()", "sqlite": "lower(hex(randomblob(16)))"}
@@ -142,18 +155,19 @@ _INSERT_NOTICES = """
 """
 
 
-def _create_chunk_bills(run: BillRun, chunk: BillRunChunk) -> int:
-    """Insert the chunk's missing records and their notices; the number of records made."""
+def _create_chunk_bills(
+    run: BillRun, first: int, last: int, where: str = "", where_params: tuple = ()
+) -> int:
+    """Insert the missing records of the run's customers with ids ``first``..``last`` (and
+    the SQL condition ``where`` on ``c``), with their notices; the number of records made."""
     now = timezone.now()
-    ids = [pk for pk in run.customer_ids or [] if
-           chunk.first_customer_id <= pk <= chunk.last_customer_id]
+    ids = [pk for pk in run.customer_ids or [] if first <= pk <= last]
     if run.customer_ids and not ids:
         return 0
     only = f"AND c.id IN ({', '.join(['%s'] * len(ids))})" if ids else ""
-    insert = _INSERT_BILLS.format(uuid=_UUID_SQL[connection.vendor], only=only)
+    insert = _INSERT_BILLS.format(uuid=_UUID_SQL[connection.vendor], only=only + where)
     params = [now, now, run.billing_year, run.billing_month, PaymentMethod.OTHER,
-              bill_note(run.billing_month, run.billing_year),
-              chunk.first_customer_id, chunk.last_customer_id, *ids]
+              bill_note(run.billing_month, run.billing_year), first, last, *ids, *where_params]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One round trip: the records and their notices.
@@ -189,11 +203,12 @@ def bill_chunk_process(*, chunk_id: int) -> int:
             run_id = chunk.run_id
             transaction.on_commit(lambda: _finish_if_complete(run_id))
             return 0
-        created = _create_chunk_bills(chunk.run, chunk)
+        created = _create_chunk_bills(chunk.run, chunk.first_customer_id, chunk.last_customer_id)
         chunk.created_count, chunk.done_at = created, timezone.now()
         chunk.save(update_fields=["created_count", "done_at"])
         BillRun.objects.filter(pk=chunk.run_id).update(
-            chunks_done=F("chunks_done") + 1, created_count=F("created_count") + created
+            chunks_done=F("chunks_done") + 1, created_count=F("created_count") + created,
+            last_progress_at=timezone.now(),
         )
         run_id = chunk.run_id
         transaction.on_commit(lambda: _finish_if_complete(run_id))
@@ -211,54 +226,99 @@ def _finish_if_complete(run_id: int) -> None:
         bill_run_finish(run_id=run_id)
 
 
+def bill_chunk_fail(*, chunk_id: int, error: str) -> None:
+    """A chunk failed for good (not a transient error): its run ends FAILED with it."""
+    chunk = BillRunChunk.objects.get(pk=chunk_id)
+    where = f"chunk {chunk.number} (customers {chunk.first_customer_id}-"
+    bill_run_fail(run_id=chunk.run_id, error=f"{where}{chunk.last_customer_id}): {error}")
+
+
+def bill_run_fail(*, run_id: int, error: str) -> None:
+    BillRun.objects.filter(
+        pk=run_id, state__in=[BillRun.State.PENDING, BillRun.State.RUNNING]
+    ).update(state=BillRun.State.FAILED, error=error, finished_at=timezone.now())
+
+
+# A customer's change may be committed a little after the time it carries (updated_at is
+# set before its transaction commits): the close looks back this much before the plan.
+LATE_COMMIT_SLACK = timedelta(minutes=1)
+
+
+def _bill_newcomers(run: BillRun) -> int:
+    """Bill the customers the plan could not have seen as they are now: created after it
+    (id above its bound) or changed since (made billable after their chunk, say)."""
+    since = run.started_at - LATE_COMMIT_SLACK
+    return _create_chunk_bills(
+        run, 0, INT64_MAX, " AND (c.id > %s OR c.updated_at >= %s)",
+        (run.planned_through_id, since),
+    )
+
+
 def bill_run_finish(*, run_id: int) -> None:
-    """Close the run with its health check, then reconcile the month."""
+    """Close the run: bill its newcomers, check its health, then reconcile the month."""
     with transaction.atomic():
         run = BillRun.objects.select_for_update().get(pk=run_id)
         if run.state != BillRun.State.RUNNING or run.chunks_done < run.chunks_total:
             return
+        judged_before = timezone.now()
+        run.newcomer_count = _bill_newcomers(run)
+        run.created_count += run.newcomer_count
         live = Payment.objects.filter(
             customer=OuterRef("pk"),
             billing_year=run.billing_year,
             billing_month=run.billing_month,
             voided_at__isnull=True,
         )
-        run.missing_count = (
-            billable_customers(run.customer_ids).filter(~Exists(live)).count()
+        # The planned customers only, and not one changed after the newcomers were billed
+        # (the next run's to judge).
+        planned = billable_customers(run.customer_ids).filter(
+            pk__lte=run.planned_through_id or INT64_MAX, updated_at__lt=judged_before
         )
-        run.skipped_count = max(run.billable_count - run.created_count, 0)
+        run.missing_count = planned.filter(~Exists(live)).count()
+        run.skipped_count = max(
+            run.billable_count - (run.created_count - run.newcomer_count), 0
+        )
         run.state = BillRun.State.SUCCESS if run.missing_count == 0 else BillRun.State.FAILED
         if run.missing_count:
             run.error = f"{run.missing_count} billable customer(s) still have no record."
-        run.finished_at = timezone.now()
+        run.finished_at = run.last_progress_at = timezone.now()
         run.save()
+        if run.newcomer_count:
+            from billing.notifications import notifications_dispatch_soon
+
+            transaction.on_commit(notifications_dispatch_soon)
         from billing.reconciliation import reconciliation_start
 
         reconciliation_start(trigger=f"BILL_RUN {run.billing_month} {run.billing_year}")
 
 
-def bill_runs_resume(*, stale_seconds: int = 300) -> int:
-    """Hand over again what the queue lost: runs the broker never took, and chunks
-    dispatched long ago and still not done; and close the runs whose every chunk is done.
-    Returns how many tasks it sent."""
+def bill_runs_resume(*, stale_seconds: int | None = None) -> int:
+    """Hand over again what the queue lost or never took: runs the broker refused, at
+    once; and any run with no progress for ``stale_seconds`` (``RUN_STALE_SECONDS``):
+    its plan, or its chunks not done, or its close. Returns how many tasks it sent."""
+    if stale_seconds is None:
+        stale_seconds = settings.RUN_STALE_SECONDS
     sent = 0
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_seconds)
-    for run in BillRun.objects.filter(state=BillRun.State.PENDING, enqueued=False):
-        if publish("bills.run_execute", args=[run.pk], task_id=run.task_id):
-            BillRun.objects.filter(pk=run.pk).update(enqueued=True)
-            sent += 1
-    stale = BillRunChunk.objects.filter(
-        run__state=BillRun.State.RUNNING, done_at__isnull=True, dispatched_at__lt=cutoff
-    )
-    for chunk_id in stale.values_list("pk", flat=True):
-        if publish("bills.run_chunk", args=[chunk_id]):
-            BillRunChunk.objects.filter(pk=chunk_id).update(dispatched_at=timezone.now())
-            sent += 1
-    # Every chunk done but the run never closed (its worker died in between).
-    done = BillRun.objects.filter(state=BillRun.State.RUNNING, chunks_done__gte=F("chunks_total"))
-    for run_id in done.values_list("pk", flat=True):
-        bill_run_finish(run_id=run_id)
+    refused = BillRun.objects.filter(state=BillRun.State.PENDING, enqueued=False)
+    stalled = BillRun.objects.stalled(stale_seconds)
+    for run_id in (refused | stalled).values_list("pk", flat=True):
+        sent += _resume(run_id)
     return sent
+
+
+def _resume(run_id: int) -> int:
+    with transaction.atomic():
+        run = BillRun.objects.select_for_update().get(pk=run_id)
+        if run.state not in (BillRun.State.PENDING, BillRun.State.RUNNING):
+            return 0
+        # The hand-over counts as progress, so the next sweep gives it a full period.
+        BillRun.objects.filter(pk=run.pk).update(last_progress_at=timezone.now())
+        if run.state == BillRun.State.RUNNING:
+            return _dispatch_pending(run)
+    if publish("bills.run_execute", args=[run.pk], task_id=run.task_id):
+        BillRun.objects.filter(pk=run.pk).update(enqueued=True)
+        return 1
+    return 0
 
 
 def bill_run_monthly() -> BillRun:
@@ -283,6 +343,7 @@ def bill_run_result(run: BillRun) -> dict:
         "created": run.created_count,
         "skipped": run.skipped_count,
         "missing": run.missing_count,
+        "newcomers": run.newcomer_count,
         "error": run.error,
     }
 

@@ -1,4 +1,8 @@
-"""What every task shares: retries with backoff, for transient errors only."""
+"""What every task shares: retries with backoff, for transient errors only; and, for the
+steps of a run, the run ended FAILED with its error when a step fails for good."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from django.db import InterfaceError, OperationalError
 
@@ -11,3 +15,25 @@ RETRY_TRANSIENT = {
     "retry_jitter": True,
     "max_retries": 8,
 }
+
+# A task whose state lives in a row (a run, a chunk, a sweep): the row says how it went,
+# and a result stored too would be one more write that can fail (the database down).
+ROW_STATE = {"ignore_result": True, **RETRY_TRANSIENT}
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
+
+
+@contextmanager
+def failing_run(fail: Callable[[str], None]) -> Iterator[None]:
+    """Call ``fail(error)`` when the body raises anything but a transient error (a bug,
+    a refused write, the soft time limit), then raise it again. Transient errors are
+    retried; past their retries the run's sweep hands the step over again later."""
+    try:
+        yield
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # SoftTimeLimitExceeded is an Exception too
+        fail(describe(error))
+        raise

@@ -1,9 +1,12 @@
 """Bill runs, in-process (eager): the rules, whatever runs them."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError
 from django.test import override_settings
+from django.utils import timezone
 
 from billing import bills
 from billing.models import BillRun, Customer, Notification, Package, Payment
@@ -162,3 +165,121 @@ def test_only_managers_and_admins_generate(client_as, kind):
 def test_unknown_task_is_404(client_as):
     client, _ = client_as(UserKind.ADMIN)
     assert client.get("/tasks/no-such-task").status_code == 404
+
+
+def lose_message(run, state=BillRun.State.PENDING, minutes=30):
+    """The run as a lost message leaves it: the broker took it, nothing came of it."""
+    BillRun.objects.filter(pk=run.pk).update(
+        state=state, enqueued=True, created_at=timezone.now() - timedelta(minutes=minutes),
+        last_progress_at=timezone.now() - timedelta(minutes=minutes),
+    )
+
+
+def test_a_run_whose_message_was_lost_is_resumed_by_the_sweep(
+    client_as, catalogue, django_capture_on_commit_callbacks
+):
+    client, _ = client_as(UserKind.ADMIN)
+    make_customers(catalogue["paid"], 4)
+    run = BillRun.objects.create(task_id="lost-1", billing_year=2026, billing_month="JULY")
+    lose_message(run)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bills.bill_runs_resume(stale_seconds=600) == 1
+
+    run.refresh_from_db()
+    assert run.state == BillRun.State.SUCCESS
+    assert Payment.objects.filter(billing_month="JULY").count() == 4
+    assert client.get("/tasks/lost-1").json()["status"] == "SUCCESS"
+    assert bills.bill_runs_resume(stale_seconds=0) == 0  # nothing left to hand over
+
+
+def test_a_running_run_whose_chunks_were_lost_is_resumed(
+    catalogue, django_capture_on_commit_callbacks
+):
+    make_customers(catalogue["paid"], 6)
+    run = BillRun.objects.create(task_id="lost-2", billing_year=2026, billing_month="JULY")
+    with override_settings(BILL_RUN_CHUNK_SIZE=2):
+        bills.bill_run_plan(run_id=run.pk)  # its chunks' messages never leave (no commit)
+    # Dispatched a moment ago, but the run has made no progress for half an hour.
+    lose_message(run, state=BillRun.State.RUNNING)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bills.bill_runs_resume(stale_seconds=600) == 3
+
+    run.refresh_from_db()
+    assert (run.state, run.chunks_done, run.created_count) == (BillRun.State.SUCCESS, 3, 6)
+
+
+def test_a_run_making_progress_is_left_alone(catalogue):
+    make_customers(catalogue["paid"], 2)
+    run = BillRun.objects.create(task_id="busy-1", billing_year=2026, billing_month="JULY")
+    BillRun.objects.filter(pk=run.pk).update(enqueued=True)
+    assert bills.bill_runs_resume(stale_seconds=600) == 0
+    run.refresh_from_db()
+    assert run.state == BillRun.State.PENDING
+
+
+def test_a_customer_created_during_a_run_is_billed_and_does_not_fail_it(catalogue):
+    make_customers(catalogue["paid"], 5)
+    run = BillRun.objects.create(task_id="mid-1", billing_year=2026, billing_month="AUGUST")
+    with override_settings(BILL_RUN_CHUNK_SIZE=2):
+        bills.bill_run_plan(run_id=run.pk)
+    newcomer = make_customers(catalogue["paid"], 1)[0]
+    for chunk in run.chunks.all():
+        bills.bill_chunk_process(chunk_id=chunk.pk)
+    bills.bill_run_finish(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.state == BillRun.State.SUCCESS, run.error
+    assert (run.billable_count, run.missing_count, run.newcomer_count) == (5, 0, 1)
+    assert Payment.objects.filter(customer=newcomer, billing_month="AUGUST").count() == 1
+    assert bills.bill_run_result(run)["newcomers"] == 1
+    assert (run.created_count, run.skipped_count) == (6, 0)
+
+
+def test_a_customer_made_billable_after_its_chunk_is_billed_at_the_close(catalogue):
+    customers = make_customers(catalogue["paid"], 4)
+    late = customers[0]
+    Customer.objects.filter(pk=late.pk).update(is_active=False)
+    run = BillRun.objects.create(task_id="mid-2", billing_year=2026, billing_month="AUGUST")
+    bills.bill_run_plan(run_id=run.pk)
+    bills.bill_chunk_process(chunk_id=run.chunks.get().pk)
+    Customer.objects.filter(pk=late.pk).update(is_active=True, updated_at=timezone.now())
+    bills.bill_run_finish(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.state == BillRun.State.SUCCESS, run.error
+    assert (run.missing_count, run.newcomer_count) == (0, 1)
+    assert Payment.objects.filter(customer=late, billing_month="AUGUST").exists()
+
+
+def test_a_planned_customer_left_without_a_record_still_fails_the_run(catalogue):
+    customers = make_customers(catalogue["paid"], 3)
+    Customer.objects.update(updated_at=timezone.now() - timedelta(hours=1))
+    run = BillRun.objects.create(task_id="gap-1", billing_year=2026, billing_month="AUGUST")
+    bills.bill_run_plan(run_id=run.pk)
+    bills.bill_chunk_process(chunk_id=run.chunks.get().pk)
+    # A record lost behind the run's back (voided), the customer unchanged since planning.
+    Payment.objects.filter(customer=customers[1]).update(voided_at=timezone.now())
+    bills.bill_run_finish(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.state == BillRun.State.FAILED
+    assert run.missing_count == 1 and run.newcomer_count == 0
+
+
+def test_a_chunk_that_fails_for_good_ends_the_run_failed_with_its_error(catalogue):
+    from tasks.bills import bill_run_chunk
+
+    make_customers(catalogue["paid"], 2)
+    # A year outside the database's check: every insert of the chunk is refused (a bug).
+    run = BillRun.objects.create(task_id="bug-1", billing_year=1999, billing_month="MAY")
+    bills.bill_run_plan(run_id=run.pk)
+    with pytest.raises(IntegrityError):
+        bill_run_chunk(run.chunks.get().pk)
+
+    run.refresh_from_db()
+    assert run.state == BillRun.State.FAILED
+    assert "IntegrityError" in run.error and "chunk 0" in run.error
+    assert run.finished_at is not None
+    assert bills.bill_runs_resume(stale_seconds=0) == 0  # a failed run is not resumed
