@@ -1,15 +1,48 @@
 """Connection changes: every change of a customer's ``is_active``, carried out on the
-router by the network queue, retried until the router confirms it."""
+router by the network queue, retried until the router confirms it.
+
+One live delivery chain per change: the row says when its next attempt is due
+(``next_attempt_at``); a delivery that is not due, or finds the change confirmed or
+superseded, does nothing, and the minute sweep resends only a change whose attempt
+is long overdue (its message was lost, or its worker killed).
+
+No lock is held across the router call: a short transaction claims the attempt (a
+lease on the customer's changes, ``applying_until``) and reads what to apply, the
+router is called with no transaction open, and a second short transaction records
+the outcome. A customer's newer change waits for the lease of an older one, which
+hands over to it when done, so an older change never lands after a newer one; and
+each attempt applies the customer's ``is_active`` as of its start, not the value the
+change was made with.
+"""
 
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import User
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType
 from core.queue import publish, publish_on_commit
+
+APPLY_TASK = "network.connection_change_apply"
+# Beyond the attempt's own deadline: the database writes around the router call.
+LEASE_MARGIN_SECONDS = 5
+# A retry's message may come a little before its time (clocks of other machines).
+EARLY_SECONDS = 1
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery of a change came to."""
+
+    done: bool  # nothing is left to do for this change (confirmed or superseded)
+    retry_in: float | None = None  # the chain goes on: its next attempt is due in this
+    error: Exception | None = None  # what the router did, when it did not confirm
 
 
 def connection_change_request(
@@ -27,60 +60,151 @@ def connection_change_request(
         requested_by=requested_by,
         task_id=str(uuid.uuid4()),
     )
-    publish_on_commit(
-        "network.connection_change_apply", args=[change.pk], task_id=change.task_id
-    )
+    publish_on_commit(APPLY_TASK, args=[change.pk], task_id=change.task_id)
     return change
 
 
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones."""
+    base = settings.NETWORK_RETRY_BASE_SECONDS
+    return min(settings.NETWORK_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
+
+
+def connection_change_attempt(*, change_id: int, scheduled: bool) -> Delivery:
+    """Carry a change out on the router once. ``scheduled``: a delivery of the change's
+    chain, which runs only when the change is due. A delivery that finds another of the
+    customer's changes at the router leaves it to hand over when it is done."""
+    claimed = _claim(change_id, scheduled=scheduled)
+    if isinstance(claimed, Delivery):
+        return claimed
+    username, enabled = claimed
+    error = None
+    if username:
+        from billing.network import NetworkError, network_backend
+
+        try:
+            network_backend().set_enabled(username=username, enabled=enabled)
+        except NetworkError as failure:
+            error = failure
+    return _finish(change_id, enabled=enabled, error=error)
+
+
 def connection_change_apply_now(*, change_id: int) -> bool:
-    """Carry a change out on the router. True when confirmed (or superseded); raises
-    ``NetworkError`` when the router did not confirm, after recording the error.
+    """Carry a change out on the router now, due or not. True when confirmed (or
+    superseded); False when another change of the customer is at the router (this one
+    follows it); raises ``NetworkError`` when the router did not confirm, after
+    recording the error and when the next attempt is due."""
+    delivery = connection_change_attempt(change_id=change_id, scheduled=False)
+    if delivery.error is not None:
+        raise delivery.error
+    return delivery.done
 
-    The customer's row is locked for the router call, so a customer's changes reach
-    the router one at a time and an older change never lands after a newer one.
-    Only PPPoE customers have a secret to switch; for the others there is nothing
-    to do on the router."""
-    from billing.network import NetworkError, network_backend
 
-    failure = None
+def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[str, bool]:
+    """The attempt's lease and what it applies (the username, or "" when the router has
+    nothing to switch, and ``is_active``), or the Delivery when it has nothing to do."""
+    with transaction.atomic():
+        customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
+            pk=change_id
+        )
+        # Held for this transaction only: the customer's claims and outcomes queue here.
+        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        change = ConnectionChange.objects.get(pk=change_id)
+        if change.confirmed_at or change.superseded:
+            return Delivery(done=True)
+        now = timezone.now()
+        due = change.next_attempt_at
+        if scheduled and due is not None and due > now + timedelta(seconds=EARLY_SECONDS):
+            return Delivery(done=False)  # a duplicate; the chain's own delivery comes later
+        if change.applying_until and change.applying_until > now:
+            return Delivery(done=False)  # a duplicate of the attempt at the router now
+        held_until = ConnectionChange.objects.filter(
+            customer_id=customer_id, applying_until__gt=now
+        ).aggregate(until=Max("applying_until"))["until"]
+        if held_until is not None:
+            # That attempt hands over when done; if its worker dies, the sweep resends.
+            change.next_attempt_at = held_until
+            change.save(update_fields=["next_attempt_at"])
+            return Delivery(done=False)
+        lease = settings.NETWORK_ATTEMPT_SECONDS + LEASE_MARGIN_SECONDS
+        change.attempts += 1
+        change.applying_until = now + timedelta(seconds=lease)
+        # Overdue once the lease is over: a worker killed at the router leaves it to the sweep.
+        change.next_attempt_at = change.applying_until
+        change.save(update_fields=["attempts", "applying_until", "next_attempt_at"])
+        has_secret = customer.connection_type == ConnectionType.PPPOE and customer.username
+        return (customer.username if has_secret else "", customer.is_active)
+
+
+def _finish(change_id: int, *, enabled: bool, error: Exception | None) -> Delivery:
+    """Record an attempt's outcome and end its lease; a superseded change hands over to
+    the customer's current one, which may have waited for this attempt."""
     with transaction.atomic():
         customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
             pk=change_id
         )
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         change = ConnectionChange.objects.get(pk=change_id)
-        if change.confirmed_at or change.superseded:
-            return True
-        change.attempts += 1
-        change.save(update_fields=["attempts"])
-        try:
-            if customer.connection_type == ConnectionType.PPPOE and customer.username:
-                network_backend().set_enabled(username=customer.username, enabled=change.enable)
-        except NetworkError as error:
-            failure = error
-        else:
-            now = timezone.now()
-            ConnectionChange.objects.filter(pk=change.pk).update(confirmed_at=now, last_error="")
-            Customer.objects.filter(pk=customer.pk).update(
-                network_confirmed_at=now,
-                network_confirmed_active=change.enable,
-                network_last_error="",
-            )
-            return True
-    message = str(failure)[:1000]
-    ConnectionChange.objects.filter(pk=change_id).update(last_error=message)
-    Customer.objects.filter(pk=customer_id).update(network_last_error=message)
-    raise failure
+        now = timezone.now()
+        change.applying_until = None
+        fields = ["applying_until"]
+        message = str(error)[:1000] if error is not None else ""
+        if error is not None:
+            change.last_error = message
+            fields.append("last_error")
+            Customer.objects.filter(pk=customer_id).update(network_last_error=message)
+        if change.superseded:
+            change.save(update_fields=fields)
+            _hand_over(customer_id, now)
+            return Delivery(done=True)
+        if error is not None:
+            delay = retry_delay(change.attempts)
+            change.next_attempt_at = now + timedelta(seconds=delay)
+            change.save(update_fields=[*fields, "next_attempt_at"])
+            return Delivery(done=False, retry_in=delay, error=error)
+        if customer.is_active != enabled:
+            # Changed while at the router without a newer change: apply it again now.
+            change.next_attempt_at = now
+            change.save(update_fields=[*fields, "next_attempt_at"])
+            return Delivery(done=False, retry_in=0)
+        change.confirmed_at = now
+        change.last_error = ""
+        change.next_attempt_at = None
+        change.save(update_fields=[*fields, "confirmed_at", "last_error", "next_attempt_at"])
+        Customer.objects.filter(pk=customer_id).update(
+            network_confirmed_at=now, network_confirmed_active=enabled, network_last_error=""
+        )
+        return Delivery(done=True)
+
+
+def _hand_over(customer_id: int, now) -> None:
+    current = (
+        ConnectionChange.objects.filter(
+            customer_id=customer_id, confirmed_at__isnull=True, superseded=False
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if current is None or (current.applying_until and current.applying_until > now):
+        return
+    ConnectionChange.objects.filter(pk=current.pk).update(next_attempt_at=now)
+    publish_on_commit(APPLY_TASK, args=[current.pk], task_id=current.task_id)
 
 
 def connection_changes_resend(*, stale_seconds: int = 60) -> int:
-    """Send again every change the router has not confirmed (lost messages, long outages)."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_seconds)
-    pending = ConnectionChange.objects.filter(
-        confirmed_at__isnull=True, superseded=False, created_at__lt=cutoff
-    ).values_list("pk", "task_id")
-    return sum(
-        publish("network.connection_change_apply", args=[pk], task_id=task_id)
-        for pk, task_id in pending
+    """Resume the chains that died: send again each unconfirmed change whose next
+    attempt is more than ``stale_seconds`` overdue. A live chain is left alone."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_seconds)
+    overdue = ConnectionChange.objects.filter(
+        Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff),
+        confirmed_at__isnull=True,
+        superseded=False,
     )
+    sent = 0
+    for pk, task_id in list(overdue.values_list("pk", "task_id")):
+        # Due now; sent again only once this too is long overdue. Skipped when a
+        # delivery claimed it meanwhile.
+        if overdue.filter(pk=pk).update(next_attempt_at=now):
+            sent += publish(APPLY_TASK, args=[pk], task_id=task_id)
+    return sent

@@ -243,6 +243,12 @@ class ConnectionChange(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     superseded = models.BooleanField(default=False, help_text="A newer change replaced it.")
     last_error = models.TextField(blank=True, default="")
+    # One live delivery chain per change: a delivery runs only once this is due, and the
+    # sweep resends only what is long overdue (the chain died). Empty: due since created.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # An attempt is at the router until then: the customer's other changes wait for it
+    # (a lease instead of a row lock held across the network call).
+    applying_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

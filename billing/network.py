@@ -6,6 +6,7 @@ raises ``NetworkError`` when the router did not confirm the change. Chosen by
 """
 
 import logging
+import time
 from typing import Protocol
 
 import requests
@@ -31,9 +32,13 @@ class LoggingBackend:
 
 class MikroTikBackend:
     """RouterOS v7 REST: the customer's PPPoE secret is enabled or disabled, and
-    their live session dropped when disabling."""
+    their live session dropped when disabling. ``timeout`` bounds each call and
+    ``deadline`` all the calls of one ``set_enabled`` together."""
 
-    def __init__(self, *, url: str, user: str, password: str, verify_tls: bool, timeout: float):
+    def __init__(
+        self, *, url: str, user: str, password: str, verify_tls: bool, timeout: float,
+        deadline: float | None = None,
+    ):
         self.base = url.rstrip("/")
         if not self.base.endswith("/rest"):
             self.base += "/rest"
@@ -41,11 +46,18 @@ class MikroTikBackend:
         self.session.auth = (user, password)
         self.session.verify = verify_tls
         self.timeout = timeout
+        self.deadline = deadline
+        self._ends_at = float("inf")
 
     def _call(self, method: str, path: str, **kwargs):
+        # The caller's lease on the customer lasts as long as the attempt may: no call
+        # starts, or waits, past the attempt's deadline.
+        left = self._ends_at - time.monotonic()
+        if left <= 0:
+            raise NetworkError(f"router too slow: no answer within {self.deadline}s")
         try:
             response = self.session.request(
-                method, f"{self.base}{path}", timeout=self.timeout, **kwargs
+                method, f"{self.base}{path}", timeout=min(self.timeout, left), **kwargs
             )
         except requests.RequestException as error:
             raise NetworkError(f"router unreachable: {error}") from error
@@ -57,6 +69,8 @@ class MikroTikBackend:
             raise NetworkError(f"router answered something that is not JSON: {error}") from error
 
     def set_enabled(self, *, username: str, enabled: bool) -> None:
+        if self.deadline is not None:
+            self._ends_at = time.monotonic() + self.deadline
         secrets = self._call("GET", "/ppp/secret", params={"name": username}) or []
         if not secrets:
             raise NetworkError(f"no PPPoE secret named {username!r} on the router")
@@ -77,5 +91,6 @@ def network_backend() -> NetworkBackend:
             password=settings.MIKROTIK_PASSWORD,
             verify_tls=settings.MIKROTIK_VERIFY_TLS,
             timeout=settings.MIKROTIK_TIMEOUT_SECONDS,
+            deadline=settings.NETWORK_ATTEMPT_SECONDS,
         )
     return LoggingBackend()

@@ -5,8 +5,9 @@ in memory and answers the way RouterOS does: JSON in and out, every value a stri
 HTTP Basic auth, errors as ``{"error": <status>, "message": ...}``.
 
 Controls for tests: ``add_secret``, ``add_session``, ``fail_next`` (the next requests
-answer an error), ``delay`` (seconds before every answer), and ``requests`` (a log
-of what was asked, in order).
+answer an error), ``delay`` (seconds before every answer), ``requests`` (a log
+of what was asked, in order, once answered) and ``arrivals`` (requests received, counted
+before the delay: a caller is at the router).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class FakeRouterOS:
         self.user = user
         self.password = password
         self.delay = 0.0
+        self.arrivals = 0
         self.secrets: dict[str, dict[str, str]] = {}
         self.sessions: dict[str, dict[str, str]] = {}
         self.requests: list[LoggedRequest] = []
@@ -255,6 +257,8 @@ def _handler_for(router: FakeRouterOS):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw_body = self.rfile.read(length) if length else b""
+            with router._lock:
+                router.arrivals += 1
             if router.delay and router._stopping.wait(router.delay):
                 return  # the fake is shutting down
             status, payload, raw = router.handle(self.command, self.path, self.headers, raw_body)

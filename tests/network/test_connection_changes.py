@@ -1,12 +1,22 @@
 """A connection change end to end: the API, the ConnectionChange record, the Celery task
 (eager in tests) and the MikroTik backend against the fake router."""
 
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
+from django.db import connection
+from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from billing.connections import connection_change_apply_now
+from billing.connections import connection_change_apply_now, connection_changes_resend
 from billing.models import ConnectionChange, Customer
-from core.enums import UserKind
+from billing.services import customer_status_set, payment_record
+from core.enums import PaymentMethod, UserKind
+from tests.factories import UserFactory
+from tests.worker.conftest import poll
 
 pytestmark = pytest.mark.django_db
 
@@ -76,8 +86,10 @@ def test_toggle_off_switches_the_connection_off_on_the_router(
     assert customer.network_confirmed_at == change.confirmed_at
     assert customer.network_confirmed_active is False
     assert customer.network_last_error == ""
-    # The task id the API answered names the task that ran.
-    assert TaskResult.objects.get(task_id=body["task_id"]).status == "SUCCESS"
+    # The task id the API answered names the change; its state lives in the row.
+    status = admin.get(f"/tasks/{body['task_id']}").json()
+    assert status["status"] == "SUCCESS" and status["result"]["attempts"] == 1
+    assert not TaskResult.objects.filter(task_id=body["task_id"]).exists()
 
 
 def test_toggle_on_switches_the_connection_on(
@@ -145,7 +157,9 @@ def test_router_failing_leaves_the_change_unconfirmed_until_applied_again(
     assert router.secret("alice")["disabled"] == "false"
     assert len(router.sessions_of("alice")) == 1
     assert len(router.calls()) == 1  # eager mode does not retry in the request
-    assert TaskResult.objects.get(task_id=change.task_id).result == "false"
+    # The next attempt is due after the first backoff; the sweep resends it once overdue.
+    assert change.next_attempt_at > change.created_at
+    assert change.applying_until is None
 
     # The router recovers; the change is carried out again.
     assert connection_change_apply_now(change_id=change.pk) is True
@@ -303,3 +317,125 @@ def test_changes_of_other_customers_are_not_superseded(
     assert connection_change_apply_now(change_id=bobs.pk) is True
     assert router.secret("bob")["disabled"] == "true"
     assert router.secret("alice")["disabled"] == "true"
+
+
+# Retries, the sweep and the router's latency ----------------------------------
+
+
+def deliver(change):
+    """One delivery of the change's task, as a worker would run it."""
+    from tasks.network import connection_change_apply
+
+    return connection_change_apply.apply(args=[change.pk]).get()
+
+
+def test_a_delivery_before_the_change_is_due_is_a_no_op_and_the_sweep_leaves_a_live_chain(
+    admin, customer, router, settings, django_capture_on_commit_callbacks
+):
+    settings.NETWORK_RETRY_BASE_SECONDS = 30
+    router.fail_next(1, status=503)
+    toggle(admin, django_capture_on_commit_callbacks, "alice", False)
+    change = ConnectionChange.objects.get(customer=customer)
+    assert change.attempts == 1 and change.confirmed_at is None
+    calls = len(router.calls())
+
+    # The retry chain is alive (its next attempt is 30 s away): a duplicate delivery
+    # does nothing, and the sweep sends nothing.
+    assert deliver(change) is False
+    assert connection_changes_resend(stale_seconds=60) == 0
+    assert len(router.calls()) == calls
+    change.refresh_from_db()
+    assert change.attempts == 1
+
+    # The chain died (its attempt is long overdue): the sweep sends it once.
+    ConnectionChange.objects.filter(pk=change.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=5)
+    )
+    assert connection_changes_resend(stale_seconds=60) == 1
+    change.refresh_from_db()
+    assert change.confirmed_at is not None and change.attempts == 2
+    assert router.secret("alice")["disabled"] == "true"
+    assert connection_changes_resend(stale_seconds=60) == 0
+
+
+def start_in_thread(target) -> threading.Thread:
+    def run():
+        try:
+            target()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def hanging_router_change(router, settings, customer, *, enable: bool, delay: float):
+    """A change of the customer being carried out on a router that takes ``delay``
+    seconds per answer, in another thread; returned once the router has the call."""
+    settings.MIKROTIK_TIMEOUT_SECONDS = delay * 3
+    router.delay = delay
+    Customer.objects.filter(pk=customer.pk).update(is_active=enable)
+    change = ConnectionChange.objects.create(
+        customer=customer, enable=enable, reason=ConnectionChange.Reason.TOGGLE,
+        task_id="hanging",
+    )
+    arrived = router.arrivals
+    thread = start_in_thread(lambda: connection_change_apply_now(change_id=change.pk))
+    assert poll(lambda: router.arrivals > arrived, timeout=5), "the router never got the call"
+    return change, thread
+
+
+def timed(call):
+    started = time.monotonic()
+    value = call()
+    return value, time.monotonic() - started
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payment_is_not_held_by_a_router_that_hangs(admin, customer, router, settings):
+    change, thread = hanging_router_change(router, settings, customer, enable=False, delay=1.5)
+
+    payment, took = timed(lambda: payment_record(
+        customer=customer, amount=Decimal("100.00"), billing_month="JANUARY",
+        billing_year=2026, payment_method=PaymentMethod.CASH,
+        entered_by=UserFactory(kind=UserKind.STAFF),
+    ))
+
+    print(f"payment_record took {took:.3f}s while the router hung")
+    assert took < 0.5, f"the payment waited {took:.2f}s on the router call"
+    assert payment.amount == Decimal("100.00")
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    change.refresh_from_db()
+    assert change.confirmed_at is not None
+    assert router.secret("alice")["disabled"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_racing_changes_end_with_the_router_in_the_latest_state(
+    admin, customer, router, settings
+):
+    """Switched off (the router hangs on it), then switched on again at once: the newer
+    change reaches the router after the older one, whatever order they run in."""
+    older, thread = hanging_router_change(router, settings, customer, enable=False, delay=1.0)
+    actor = UserFactory(kind=UserKind.STAFF)
+
+    newer, took = timed(
+        lambda: customer_status_set(username="alice", is_active=True, actor=actor)
+    )
+
+    print(f"the toggle took {took:.3f}s while the router hung")
+    assert took < 0.5, f"the toggle waited {took:.2f}s on the router call"
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    older.refresh_from_db()
+    newer.refresh_from_db()
+    assert older.superseded is True and older.confirmed_at is None
+    assert newer.confirmed_at is not None
+    assert router.secret("alice")["disabled"] == "false"
+    assert [call.body for call in router.calls("PATCH")][-1] == {"disabled": "false"}
+    customer.refresh_from_db()
+    assert customer.is_active is True
+    assert customer.network_confirmed_active is True
+    assert connection_changes_resend(stale_seconds=0) == 0
