@@ -186,3 +186,19 @@ def test_register_with_trailing_slash(api):
     response = api.post("/api/v1/users/register/", payload())
     assert response.status_code == 201, response.content
     assert set(response.json()) == USER_DETAIL_KEYS
+
+
+@pytest.mark.parametrize("email", [None, ""])
+def test_email_may_be_left_out_or_blank(api, email):
+    body = payload(phone="+8801611000002")
+    if email is None:
+        del body["email"]
+    else:
+        body["email"] = email
+    response = api.post("/users/register", body)
+    assert response.status_code == 201, response.content
+    assert response.json()["email"] == ""
+    # and two users without an email do not collide
+    second = api.post("/users/register", {**body, "phone": "+8801611000003"})
+    assert second.status_code == 201, second.content
+    assert User.objects.filter(email="").count() == 2
