@@ -2,8 +2,9 @@
 
 400 ``{"<field>": ["message", ...]}`` (cross-field errors under
 ``non_field_errors``), 401 ``{"detail"}`` with ``WWW-Authenticate``, 403/404/405
-``{"detail"}``, 413 for a body over Django's upload limit, 503 when the task queue
-is down. Nothing a client sends may turn into a 500.
+``{"detail"}``, 413 for a body over Django's upload limit, 503 with ``Retry-After``
+when the task queue or the database is down. Nothing a client sends may turn into
+a 500.
 """
 
 import logging
@@ -11,10 +12,11 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled
@@ -72,6 +74,24 @@ class ServiceUnavailable(ApiError):
 
     def __init__(self, detail: str = "The task queue is unavailable; try again shortly."):
         super().__init__({"detail": detail})
+
+
+# What a client is told to wait before trying again after a 503.
+RETRY_AFTER_SECONDS = 5
+# A database that cannot be reached, or a failure the next attempt may not meet
+# (a dropped connection, a deadlock, a statement timeout).
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_DOWN = {"detail": "The database is unavailable; try again shortly."}
+
+
+def database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """503 for a database error, wherever it is met (a view, an authenticator, middleware)."""
+    logger.warning("Database unavailable on %s %s: %s", request.method, request.path, exc)
+    response = HttpResponse(
+        orjson.dumps(DATABASE_DOWN), status=503, content_type="application/json"
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 _PYDANTIC_MESSAGES = {
@@ -149,6 +169,8 @@ def _respond(api: NinjaAPI, request: HttpRequest, body: dict, status: int) -> Ht
     response = api.create_response(request, body, status=status)
     if status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    elif status == 503:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -223,6 +245,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
         logger.info("Refused value on %s %s: %s", request.method, request.path, exc)
         body = {NON_FIELD_ERRORS: ["The request contains a value that cannot be stored."]}
         return _respond(api, request, body, 400)
+
+    @api.exception_handler(OperationalError)
+    @api.exception_handler(InterfaceError)
+    def database_down(request, exc: Exception):
+        return database_unavailable(request, exc)
 
     @api.exception_handler(Exception)
     def unexpected(request, exc: Exception):

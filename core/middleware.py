@@ -1,7 +1,11 @@
+import sys
+
 import orjson
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import is_valid_path
+
+from core.errors import DATABASE_ERRORS, database_unavailable
 
 API_PREFIX = "/api/"
 
@@ -15,6 +19,8 @@ class ApiConventionsMiddleware:
       can redirect it (the API root exists only as ``/api/v1/``, so stripping
       its slash would otherwise redirect back to it, forever).
     - Django's bare 404 and 405 answers under ``/api/`` get a JSON ``detail``.
+    - A database that is down is 503 with ``Retry-After`` in every view, the
+      admin's and the pay page's included (the API's own handler answers there).
     """
 
     def __init__(self, get_response):
@@ -32,6 +38,11 @@ class ApiConventionsMiddleware:
         if response.status_code in (404, 405) and not _is_json(response):
             response = _json_error(response, request.method)
         return response
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, DATABASE_ERRORS):
+            return database_unavailable(request, exception)
+        return None
 
 
 def _is_json(response: HttpResponse) -> bool:
@@ -68,6 +79,10 @@ def json_handler400(request, exception=None):
 
 
 def json_handler500(request):
+    # The database met outside any view (a session saved by middleware).
+    error = sys.exc_info()[1]
+    if isinstance(error, DATABASE_ERRORS):
+        return database_unavailable(request, error)
     detail = "A server error occurred."
     if settings.DEBUG:
         detail += " See the server log."
