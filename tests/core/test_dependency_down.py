@@ -5,11 +5,15 @@ answers 503 ``{"detail"}`` with ``Retry-After``, never a 500."""
 import shutil
 from decimal import Decimal
 
+import orjson
 import pytest
-from django.test import override_settings
+from django.db import OperationalError, connection
+from django.test import Client, RequestFactory, override_settings
 
+from accounts.tokens import token_issue
 from core import cache as shared_cache
 from core.enums import UserKind
+from core.middleware import json_handler500
 from tests.billing.factories import CustomerFactory, PackageFactory, PaymentFactory
 from tests.conftest import ApiClient
 from tests.factories import UserFactory
@@ -116,3 +120,105 @@ def test_a_failure_leaves_the_cache_alone_for_a_while(db, private_redis):
         assert shared_cache.cache_get("k") is None  # the failure
         private_redis.start()
         assert shared_cache.cache_get("k") is None  # left alone, though it is back
+
+
+# The database ------------------------------------------------------------------------
+
+DATABASE_DOWN = {"detail": "The database is unavailable; try again shortly."}
+
+
+@pytest.fixture
+def database_down(transactional_db):
+    """The connection points at a port where nothing listens, until the test ends."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs postgres: the outage is a closed PostgreSQL port")
+    original = connection.settings_dict["PORT"]
+
+    def down():
+        connection.close()
+        connection.settings_dict["PORT"] = str(free_port())
+
+    yield down
+    connection.close()
+    connection.settings_dict["PORT"] = original
+
+
+def assert_database_down(response):
+    assert response.status_code == 503, response.content
+    assert response.json() == DATABASE_DOWN
+    assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.postgres
+def test_every_kind_of_route_answers_503_with_the_database_down(database_down):
+    admin = UserFactory(kind=UserKind.ADMIN)
+    package = PackageFactory()
+    bearer = ApiClient().bearer(admin)
+    basic = ApiClient().basic(admin.phone)
+    anonymous = ApiClient()
+    refresh = token_issue(user=admin, token_type="refresh").token
+    database_down()
+
+    for response in (
+        bearer.get("/users"),
+        bearer.get("/users/"),
+        bearer.get("/dashboard"),
+        bearer.get(f"/customers/{package.uid}"),
+        bearer.post("/payments", {"customer_id": 1, "amount": "1"}),
+        basic.get("/users/me"),
+        anonymous.get("/packages"),
+        anonymous.get(f"/packages/{package.uid}"),
+        anonymous.post("/users/login", {"phone": admin.phone, "password": "x"}),
+        anonymous.post("/users/login/refresh", {"refresh_token": refresh}),
+    ):
+        assert_database_down(response)
+
+
+@pytest.mark.postgres
+def test_pages_outside_the_api_answer_503_with_the_database_down(database_down):
+    admin = UserFactory(kind=UserKind.SUPER_ADMIN, is_staff=True, is_superuser=True)
+    browser = Client()
+    browser.force_login(admin)
+    database_down()
+
+    response = browser.get("/admin/")
+
+    assert response.status_code == 503, response.content
+    assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.postgres
+def test_health_reports_the_database_down(database_down):
+    database_down()
+
+    response = ApiClient().get("/health")
+
+    assert response.status_code == 503, response.content
+    assert response.json()["database"] == "unavailable"
+
+
+@pytest.mark.postgres
+def test_the_database_coming_back_is_answered_again(database_down):
+    admin = UserFactory(kind=UserKind.ADMIN)
+    client = ApiClient().bearer(admin)
+    original = connection.settings_dict["PORT"]
+    database_down()
+    assert_database_down(client.get("/users"))
+
+    connection.close()
+    connection.settings_dict["PORT"] = original
+    response = client.get("/users")
+    assert response.status_code == 200, response.content
+
+
+def test_a_database_error_outside_any_view_is_503_too():
+    """Django's last resort (handler500) for what middleware meets after the view."""
+    request = RequestFactory().get("/admin/")
+    try:
+        raise OperationalError("connection refused")
+    except OperationalError:
+        response = json_handler500(request)
+
+    assert response.status_code == 503
+    assert orjson.loads(response.content) == DATABASE_DOWN
+    assert int(response["Retry-After"]) > 0
