@@ -1,18 +1,26 @@
 """Sending a text to a customer: email through Django's email backend, SMS through a
-small backend interface (``SMS_BACKEND``: ``logging`` by default, or ``http``)."""
+small backend interface (``SMS_BACKEND``: ``logging`` by default, or ``http``).
+
+Every send carries the notice's key: the SMS gateway's idempotency key, the e-mail's
+Message-ID, so a repeat after a crash can be recognised by whoever receives it."""
 
 import logging
+import re
 from typing import Protocol
 
 import requests
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 
 logger = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
     """The message was not accepted; it will be tried again."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The message was refused for good (a gateway 4xx): trying again cannot help."""
 
 
 class SmsBackend(Protocol):
@@ -40,12 +48,16 @@ class HttpSmsBackend:
                     "Authorization": f"Bearer {self.token}",
                     "Idempotency-Key": idempotency_key,
                 },
-                timeout=self.timeout,
+                # Connect and read each bounded: the claim timeout is checked against both.
+                timeout=(self.timeout, self.timeout),
             )
         except requests.RequestException as error:
             raise DeliveryError(f"SMS gateway unreachable: {error}") from error
-        if response.status_code >= 300:
-            raise DeliveryError(f"SMS gateway answered {response.status_code}")
+        status = response.status_code
+        if 400 <= status < 500 and status != 429:  # 429: too many requests, later is fine
+            raise PermanentDeliveryError(f"SMS gateway answered {status}")
+        if status >= 300:
+            raise DeliveryError(f"SMS gateway answered {status}")
 
 
 def sms_backend() -> SmsBackend:
@@ -59,8 +71,19 @@ def sms_backend() -> SmsBackend:
     return LoggingSmsBackend()
 
 
-def send_email(*, to: str, subject: str, text: str) -> None:
+def message_id(key: str) -> str:
+    """The RFC 5322 Message-ID of the notice ``key``: the same on every retry. A ``:``
+    becomes ``.``; any other character outside letters, digits, ``-`` and ``_`` becomes
+    ``=XX`` (hex), so two keys never share an id."""
+    local = re.sub(r"[^A-Za-z0-9_:-]", lambda m: "".join(
+        f"={byte:02X}" for byte in m.group().encode()), key).replace(":", ".")
+    return f"<{local}@{settings.NOTIFICATION_MESSAGE_ID_DOMAIN}>"
+
+
+def send_email(*, to: str, subject: str, text: str, key: str) -> None:
+    message = EmailMessage(subject, text, settings.DEFAULT_FROM_EMAIL, [to],
+                           headers={"Message-ID": message_id(key)})
     try:
-        send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=False)
+        message.send(fail_silently=False)
     except Exception as error:  # any backend's failure: SMTP, network, …
         raise DeliveryError(f"email not sent: {error}") from error

@@ -4,6 +4,7 @@ from billing import notifications
 from tasks.base import RETRY_TRANSIENT
 
 
-@shared_task(name="notifications.dispatch", **RETRY_TRANSIENT)
-def notifications_dispatch() -> int:
-    return notifications.notifications_send_due()
+# The notices hold the state: no result is stored.
+@shared_task(name="notifications.dispatch", bind=True, ignore_result=True, **RETRY_TRANSIENT)
+def notifications_dispatch(self) -> int:
+    return notifications.notifications_dispatch(in_process=self.request.is_eager)
