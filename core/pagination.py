@@ -8,7 +8,7 @@ the end, or a page that is not a positive number, is 404 ``Invalid page.``
 
 import hashlib
 from functools import cache as memoize
-from typing import Any
+from typing import Annotated, Any
 
 from django.apps import apps
 from django.conf import settings
@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils.http import urlencode
 from ninja import Field, Schema
 from ninja.pagination import PaginationBase
+from pydantic import WithJsonSchema
 
 from core.cache import cache_get, cache_set
 from core.errors import ApiError
@@ -31,6 +32,11 @@ class InvalidPage(ApiError):
         super().__init__({"detail": "Invalid page."})
 
 
+# Declared as the integer the app sends, read as DRF reads it: leniently, so that a
+# page that is not a positive number is 404 and such a page size is the default.
+QueryInt = Annotated[str | None, WithJsonSchema({"type": "integer", "minimum": 1})]
+
+
 def _positive_int(value: str | None) -> int | None:
     try:
         number = int(value) if value not in (None, "") else None
@@ -41,8 +47,8 @@ def _positive_int(value: str | None) -> int | None:
 
 class PageNumberPagination(PaginationBase):
     class Input(Schema):
-        page: str | None = Field(None, description="A page number (1-based).")
-        page_size: str | None = Field(
+        page: QueryInt = Field(None, description="A page number (1-based).")
+        page_size: QueryInt = Field(
             None,
             description=(
                 f"Results per page (default {settings.NINJA_PAGINATION_PER_PAGE}, "

@@ -281,3 +281,23 @@ def test_cached_counts_follow_every_write(client_as, make_user):
     assert client.get("/users", {"kind": "STAFF"}).json()["count"] == first
     assert client.delete(f"/users/{staff.uid}").status_code == 204
     assert client.get("/users", {"kind": "OTHER"}).json()["count"] == 0
+
+
+# The schema ------------------------------------------------------------------
+
+
+def test_openapi_types_page_and_page_size_as_integers(api):
+    """The app's TypeScript types say ``page?: number``: every list's schema must agree."""
+    schema = api.get("/api/v1/openapi.json").json()
+    lists = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            params = {p["name"]: p for p in operation.get("parameters", [])}
+            if "page" not in params:
+                continue
+            lists += 1
+            for name in ("page", "page_size"):
+                assert params[name]["in"] == "query"
+                assert params[name]["schema"]["type"] == "integer", (method, path, name)
+                assert params[name].get("required") is not True
+    assert lists >= 5
