@@ -1,9 +1,15 @@
 """The operators' back office: search and filters everywhere, the ledger read-only,
 payment records voided rather than deleted."""
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.mixins import AuditlogHistoryAdminMixin
+from auditlog.models import LogEntry
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from billing.audit import customer_history
 from billing.models import (
     BillRun,
     BillRunChunk,
@@ -54,8 +60,20 @@ class PackageAdmin(admin.ModelAdmin):
         return False  # soft delete: set the status to REMOVED
 
 
+# The audit trail is read, never changed: no add, change or delete, cascades included.
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditEntryAdmin(LogEntryAdmin):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
+    show_auditlog_history_link = True
+    auditlog_history_per_page = 50
     list_display = [
         "name",
         "phone",
@@ -84,6 +102,27 @@ class CustomerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # soft delete: set the status to REMOVED
 
+    def auditlog_history_view(self, request, object_id, extra_context=None):
+        """The customer's whole history: their row, records, ledger lines, connection."""
+        customer = self.get_object(request, object_id)
+        if customer is None or not self.has_view_permission(request, customer):
+            raise PermissionDenied
+        page = self.get_paginator(request, customer_history(customer), 50).get_page(
+            request.GET.get("p", 1)
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"History: {customer}",
+            "module_name": "Customers",
+            "page_range": page.paginator.get_elided_page_range(page.number),
+            "page_var": "p",
+            "pagination_required": page.paginator.num_pages > 1,
+            "object": customer,
+            "opts": self.model._meta,
+            "log_entries": page,
+        }
+        return TemplateResponse(request, self.auditlog_history_template, context)
+
 
 class CollectionInline(ReadOnlyInline):
     model = Collection
@@ -96,6 +135,7 @@ class CollectionInline(ReadOnlyInline):
         "recorded_by",
         "created_at",
         "voided_at",
+        "source",
         "note",
     ]
 

@@ -186,6 +186,8 @@ class Collection(models.Model):
         # Surplus moved between a customer's records (and their balance) by reconciliation.
         CREDIT_IN = "CREDIT_IN"
         CREDIT_OUT = "CREDIT_OUT"
+        # Shows a corrected line cancelled; voided from the start, it never counts.
+        REVERSAL = "REVERSAL"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="collections")
@@ -198,8 +200,13 @@ class Collection(models.Model):
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Where the line's money comes from: a carried CREDIT_IN's CREDIT_OUT (none: from the
+    # balance), the line a credit reversal or a correction cancels.
+    source = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="derived"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Set when the record is voided, which frees its transaction ids.
+    # Set when the record is voided or the line corrected, which frees its transaction id.
     voided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

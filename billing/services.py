@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
+from billing.audit import acting
 from billing.connections import connection_change_request
 from billing.models import (
     CENT,
@@ -119,7 +120,7 @@ def customer_save(
     link_user = "user_id" in data
     user_id = data.pop("user_id", None)
 
-    with transaction.atomic():
+    with acting(actor), transaction.atomic():
         if customer is None:
             customer = Customer()
             was_active = True
@@ -169,7 +170,7 @@ def customer_save(
 def customer_remove(*, customer: Customer, actor: User) -> None:
     """Soft delete; a removed customer's connection is switched off and their login
     account, if any, is unlinked (it is no longer a CUSTOMER)."""
-    with transaction.atomic():
+    with acting(actor), transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         customer.status = Status.REMOVED
         fields = ["status", "updated_at", "user"]
@@ -192,7 +193,7 @@ def customer_remove(*, customer: Customer, actor: User) -> None:
 
 def customer_status_set(*, username: str, is_active: bool, actor: User) -> ConnectionChange:
     """``POST /customers/status/toggle``: set ``is_active`` now, tell the router in a task."""
-    with transaction.atomic():
+    with acting(actor), transaction.atomic():
         customer = (
             Customer.objects.select_for_update()
             .exclude(status=Status.REMOVED)
@@ -211,6 +212,35 @@ def customer_status_set(*, username: str, is_active: bool, actor: User) -> Conne
 
 
 # Payments --------------------------------------------------------------------
+
+LOCK_ORDER = """Every write of money takes its row locks in one order: the customer's row
+first, then their payment records, by id (``lock_customer_records``). Whoever holds a
+customer's row is the only writer of that customer's money, so two writers never each
+hold a lock the other waits for (a statement locking a record with its customer, as
+``select_for_update().select_related("customer")`` does, takes them in no fixed order:
+PostgreSQL answered such a mix with DeadlockDetected). Bill-run chunks insert records
+without the customer's lock; ``payment_record`` catches the insert it loses to one."""
+
+
+def lock_customer_records(
+    customer_id: int, payment_ids=(), *, live: bool = False
+) -> tuple[Customer, dict[int, Payment]]:
+    """Lock a customer, then the given records of theirs, in ``LOCK_ORDER``. With
+    ``live`` a voided (or unknown) record raises ``Payment.DoesNotExist``."""
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .select_related("package")
+        .get(pk=customer_id)
+    )
+    records = Payment.objects.select_for_update().filter(customer=customer, pk__in=payment_ids)
+    if live:
+        records = records.filter(voided_at__isnull=True)
+    found = {payment.pk: payment for payment in records.order_by("pk")}
+    if live and len(found) != len(set(payment_ids)):
+        raise Payment.DoesNotExist("No live payment record matches the given query.")
+    for payment in found.values():
+        payment.customer = customer
+    return customer, found
 
 
 def payment_settle(payment: Payment) -> None:
@@ -233,11 +263,12 @@ def _trxid_taken(method: str, transaction_id: str, exclude_payment: Payment | No
 
 
 def customer_reactivate_if_settled(payment: Payment, actor: User | None) -> None:
-    """A customer switched off is switched on again once a record of theirs is paid."""
+    """A customer switched off is switched on again once a record of theirs is paid.
+    The customer's row is locked by the caller (``LOCK_ORDER``)."""
     customer = payment.customer
     if payment.paid and not customer.is_active and customer.status != Status.REMOVED:
-        Customer.objects.filter(pk=customer.pk).update(is_active=True, updated_at=timezone.now())
         customer.is_active = True
+        customer.save(update_fields=["is_active", "updated_at"])  # save(): audited
         connection_change_request(
             customer=customer,
             enable=True,
@@ -255,6 +286,14 @@ def billable_customer_or_error(customer_id: int) -> Customer:
     return customer
 
 
+def _live_record(customer: Customer, year: int, month: str) -> Payment | None:
+    return (
+        Payment.objects.select_for_update()
+        .filter(customer=customer, billing_year=year, billing_month=month, voided_at__isnull=True)
+        .first()
+    )
+
+
 def payment_record(
     *,
     customer: Customer,
@@ -269,32 +308,32 @@ def payment_record(
     entered_by: User,
 ) -> Payment:
     """Add money to the customer's record for the month, creating the record if there is
-    none. The record is locked while its ledger and totals change."""
+    none. The customer and the record are locked (``LOCK_ORDER``) while its ledger and
+    totals change."""
     year = billing_year or business_month()[0]
     if _trxid_taken(payment_method, transaction_id, None):
         raise field_error("transaction_id", "This transaction ID has already been recorded.")
-    with transaction.atomic():
-        # Serialises every writer of this customer's records.
-        customer = (
-            Customer.objects.select_for_update().select_related("package").get(pk=customer.pk)
-        )
-        live = Payment.objects.select_for_update().filter(
-            customer=customer,
-            billing_year=year,
-            billing_month=billing_month,
-            voided_at__isnull=True,
-        )
-        payment = live.first()
-        if payment is not None and payment.paid:
+    with acting(entered_by), transaction.atomic():
+        customer, _ = lock_customer_records(customer.pk)
+        payment = _live_record(customer, year, billing_month)
+        if payment is None:
+            try:
+                with transaction.atomic():
+                    payment = Payment.objects.create(
+                        customer=customer,
+                        billing_year=year,
+                        billing_month=billing_month,
+                        bill_amount=customer.package.price,
+                    )
+            except IntegrityError:
+                # A bill-run chunk (which does not lock customers) made the month's
+                # record after the look above; the money goes on that one.
+                payment = _live_record(customer, year, billing_month)
+                if payment is None:
+                    raise
+        if payment.paid:
             raise field_error(
                 "billing_month", f"{billing_month} {year} is already paid for this customer."
-            )
-        if payment is None:
-            payment = Payment.objects.create(
-                customer=customer,
-                billing_year=year,
-                billing_month=billing_month,
-                bill_amount=customer.package.price,
             )
         moment = payment_date or timezone.now()
         try:
@@ -332,14 +371,44 @@ def payment_record(
     return payment
 
 
+def _trxid_carrier(payment: Payment) -> Collection | None:
+    """The line that holds the record's transaction id, where it is unique per method:
+    its last live collection or, with none (money put on a generated bill by a
+    correction), its last live adjustment."""
+    lines = payment.collections.filter(voided_at__isnull=True)
+    return (
+        lines.filter(kind=Collection.Kind.COLLECTION).last()
+        or lines.filter(kind=Collection.Kind.ADJUSTMENT).last()
+    )
+
+
+def _line_replace(line: Collection, method: str, trxid: str, actor: User) -> None:
+    """A correction of a line's method or transaction id, appended: the line stops
+    counting (which frees its transaction id) and stays as staff typed it, a voided
+    REVERSAL beside it shows it cancelled, and a new line carries the same money."""
+    now = timezone.now()
+    line.voided_at = now
+    line.save(update_fields=["voided_at"])
+    was = f"{line.payment_method} {line.transaction_id}".strip()
+    common = {"payment": line.payment, "payment_date": line.payment_date, "recorded_by": actor,
+              "source": line}
+    Collection.objects.create(
+        kind=Collection.Kind.REVERSAL, amount=-line.amount, payment_method=line.payment_method,
+        transaction_id=line.transaction_id, note=f"Replaced: {was}", voided_at=now, **common,
+    )
+    Collection.objects.create(
+        kind=line.kind, amount=line.amount, payment_method=method, transaction_id=trxid,
+        note=f"Corrected from {was}", **common,
+    )
+
+
 def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Payment:
-    """Correct a record. A new ``amount`` is kept as an adjustment line in the ledger."""
-    with transaction.atomic():
-        payment = (
-            Payment.objects.select_for_update()
-            .select_related("customer")
-            .get(pk=payment.pk, voided_at__isnull=True)
-        )
+    """Correct a record. Nothing in the ledger is rewritten: a new ``amount`` is kept as
+    an adjustment line, a new method or transaction id as a replacement of the line
+    that carried the old one."""
+    with acting(actor), transaction.atomic():
+        customer, found = lock_customer_records(payment.customer_id, [payment.pk], live=True)
+        payment = found[payment.pk]
         method = data.get("payment_method", payment.payment_method)
         trxid = data.get("transaction_id", payment.transaction_id)
         if (method, trxid) != (payment.payment_method, payment.transaction_id) and _trxid_taken(
@@ -360,30 +429,23 @@ def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Pa
         moment = data.get("payment_date") or payment.payment_date or timezone.now()
         try:
             with transaction.atomic():
+                carrier = _trxid_carrier(payment)
+                if carrier is not None and (carrier.payment_method, carrier.transaction_id) != (
+                    method,
+                    trxid,
+                ):
+                    _line_replace(carrier, method, trxid, actor)
                 if "amount" in data and data["amount"] != payment.amount:
                     Collection.objects.create(
                         payment=payment,
                         kind=Collection.Kind.ADJUSTMENT,
                         amount=data["amount"] - payment.amount,
                         payment_method=method,
+                        transaction_id=trxid if carrier is None else "",
                         payment_date=moment,
                         note=f"Corrected from {payment.amount} to {data['amount']:.2f}",
                         recorded_by=actor,
                     )
-                # The record's transaction id is kept on a ledger line, where it is unique
-                # per method: its last collection or, with none (money put on a generated
-                # bill by a correction), its last adjustment.
-                lines = payment.collections
-                last = (
-                    lines.filter(kind=Collection.Kind.COLLECTION).last()
-                    or lines.filter(kind=Collection.Kind.ADJUSTMENT).last()
-                )
-                if last is not None and (last.payment_method, last.transaction_id) != (
-                    method,
-                    trxid,
-                ):
-                    last.payment_method, last.transaction_id = method, trxid
-                    last.save(update_fields=["payment_method", "transaction_id"])
                 payment.billing_month = month
                 payment.payment_method = method
                 payment.transaction_id = trxid
@@ -402,10 +464,19 @@ def payment_update(*, payment: Payment, data: dict[str, Any], actor: User) -> Pa
 
 
 def payment_void(*, payment: Payment, actor: User) -> None:
-    """Gone from lists and totals, kept with who voided it and when."""
-    with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment.pk, voided_at__isnull=True)
+    """Gone from lists and totals, kept with who voided it and when. Everything derived
+    from its money goes with it (``billing.ledger.credit_unwind``)."""
+    # Imported here: the ledger builds on this module.
+    from billing.ledger import credit_unwind
+
+    with acting(actor), transaction.atomic():
+        customer, found = lock_customer_records(payment.customer_id, [payment.pk], live=True)
+        payment = found[payment.pk]
+        credit_unwind(payment)
         now = timezone.now()
         payment.voided_at, payment.voided_by = now, actor
         payment.save(update_fields=["voided_at", "voided_by", "updated_at"])
-        payment.collections.update(voided_at=now)
+        # One by one, not update(): each line's change goes to the audit trail.
+        for line in payment.collections.filter(voided_at__isnull=True):
+            line.voided_at = now
+            line.save(update_fields=["voided_at"])

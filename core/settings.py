@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "ninja",
     "django_celery_beat",
     "django_celery_results",
+    "auditlog",
     "accounts",
     "billing",
 ]
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "billing.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

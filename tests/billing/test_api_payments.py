@@ -659,7 +659,13 @@ def test_put_changing_transaction_id_frees_the_old_one(admin_client, customer, p
                                put_body(created, transaction_id="NEW"))
     assert changed.status_code == 200, changed.content
     assert changed.json()["transaction_id"] == "NEW"
-    assert changed.json()["collections"][0]["transaction_id"] == "NEW"
+    # Appended, not rewritten: the TrxID staff typed first stays in the ledger.
+    lines = [(line["kind"], line["amount"], line["transaction_id"])
+             for line in changed.json()["collections"]]
+    assert lines == [("COLLECTION", "50.00", "OLD"), ("REVERSAL", "-50.00", "OLD"),
+                     ("COLLECTION", "50.00", "NEW")]
+    assert sum(Decimal(line[1]) for line in lines) == Decimal(changed.json()["amount"])
+    assert Payment.objects.get(uid=created["uid"]).amount == Decimal("50.00")
     other = CustomerFactory(package=package)
     assert admin_client.post("/payments", guide_body(other, transaction_id="OLD")).status_code \
         == 201
