@@ -140,6 +140,12 @@ class FakeRouterOS:
         with self._lock:
             self._failures.extend([(status, method, body)] * n)
 
+    def recover(self) -> None:
+        """Failures still queued by ``fail_next`` are dropped; the delay ends for new calls."""
+        with self._lock:
+            self._failures.clear()
+        self.delay = 0.0
+
     def secret(self, name: str) -> dict[str, str]:
         with self._lock:
             (found,) = [dict(s) for s in self.secrets.values() if s["name"] == name]
