@@ -9,7 +9,6 @@ a 500.
 
 import logging
 import math
-from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -150,19 +149,32 @@ def _message(error: dict[str, Any]) -> str:
     return _PYDANTIC_MESSAGES.get(kind, error.get("msg", "Invalid value."))
 
 
-def drf_errors(errors: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Pydantic errors (with ninja's ``loc``: source, parameter, field…) keyed by field."""
-    by_field: dict[str, list[str]] = defaultdict(list)
+def drf_errors(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pydantic errors (with ninja's ``loc``: source, parameter, field…) keyed by field.
+
+    An error inside a list or an object is keyed by the field, then the item's index
+    or key, as DRF's ``ListField`` and nested serializers key it:
+    ``{"customer_ids": {"0": ["A valid integer is required."]}}``."""
+    body: dict[str, Any] = {}
     for error in errors:
         loc = [str(part) for part in error.get("loc", ())]
         source, path = (loc[0], loc[1:]) if loc else ("body", [])
         if source == "body" and path:
             path = path[1:]  # the body parameter's own name
-        field = ".".join(path) if path else NON_FIELD_ERRORS
+        keys = path or [NON_FIELD_ERRORS]
+        node: Any = body
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if isinstance(node, list):  # the field itself was refused: one list for it
+                break
+        else:
+            node = node.setdefault(keys[-1], [])
+        if isinstance(node, dict):  # items were refused first: the field's own error beside
+            node = node.setdefault(NON_FIELD_ERRORS, [])
         message = _message(error)
-        if message not in by_field[field]:
-            by_field[field].append(message)
-    return dict(by_field)
+        if message not in node:
+            node.append(message)
+    return body
 
 
 def _respond(api: NinjaAPI, request: HttpRequest, body: dict, status: int) -> HttpResponse:
