@@ -367,3 +367,25 @@ def test_search_takes_at_most_ten_words(admin_client):
     assert ten.status_code == 200, ten.content
     assert eleven.status_code == 400, eleven.content
     assert assert_json(eleven) == {"search": ["Use at most 10 words."]}
+
+
+# Errors inside a list field --------------------------------------------------
+
+
+def test_an_error_inside_a_list_is_keyed_by_the_field_then_the_index(admin_client):
+    response = admin_client.post("/customers/bills/generate", {"customer_ids": [1, "x", "y"]})
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "customer_ids": {
+            "1": ["A valid integer is required."],
+            "2": ["A valid integer is required."],
+        }
+    }
+
+
+def test_a_list_field_that_is_not_a_list_is_keyed_by_the_field(admin_client):
+    response = admin_client.post("/customers/bills/generate", {"customer_ids": "x"})
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"customer_ids": ["Expected a list of items."]}
