@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from core.enums import Gender, Status, UserKind
+from core.listing import ordered_by
 
 
 class UserManager(BaseUserManager):
@@ -63,6 +64,15 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The list's default order and each ?ordering= field (accounts.api.USER_ORDERING).
+        indexes = [
+            ordered_by("created_at", name="user_created_idx"),
+            ordered_by("updated_at", name="user_updated_order_idx"),
+            ordered_by("first_name", name="user_first_name_order_idx"),
+            ordered_by("last_name", name="user_last_name_order_idx"),
+            ordered_by("phone", name="user_phone_order_idx"),
+            ordered_by("kind", name="user_kind_order_idx"),
+        ]
         constraints = [
             # Email is optional, but two users never share one (in any case).
             models.UniqueConstraint(

@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.listing import ordered_by
 from core.timeutils import FIRST_YEAR, LAST_YEAR
 from core.validators import validate_json_numbers
 
@@ -24,7 +25,8 @@ def money_field(**kwargs) -> models.DecimalField:
 
 class TimeStamped(models.Model):
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not indexed alone: each list's Meta.indexes pairs it with the tie-breaker (ordered_by).
+    created_at = models.DateTimeField(auto_now_add=True)
     # Indexed: cached list counts and the dashboard are keyed by the latest change.
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
@@ -41,6 +43,7 @@ class Package(TimeStamped):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [ordered_by("created_at", name="package_created_idx")]
         constraints = [
             models.UniqueConstraint(
                 Lower("name"), condition=~Q(status=Status.REMOVED), name="package_name_unique_live"
@@ -91,6 +94,11 @@ class Customer(TimeStamped):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "is_active", "is_free"], name="customer_billable_idx"),
+            ordered_by("created_at", name="customer_created_idx"),
+            ordered_by("name", name="customer_name_order_idx"),
+            ordered_by("phone", name="customer_phone_order_idx"),
+            ordered_by("username", name="customer_username_order_idx"),
+            ordered_by("connection_start_date", name="customer_start_order_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -152,6 +160,14 @@ class Payment(TimeStamped):
             models.Index(
                 fields=["billing_year", "billing_month", "paid"], name="payment_month_paid_idx"
             ),
+            ordered_by("created_at", name="payment_created_idx"),
+            # A month's records, newest first: the list's most used filter.
+            ordered_by("billing_year", "billing_month", name="payment_month_order_idx"),
+            ordered_by("updated_at", name="payment_updated_order_idx"),
+            ordered_by("payment_date", name="payment_date_order_idx"),
+            ordered_by("amount", name="payment_amount_order_idx"),
+            ordered_by("bill_amount", name="payment_bill_order_idx"),
+            ordered_by("billing_year", name="payment_year_order_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
