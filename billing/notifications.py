@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing.messaging import DeliveryError, PermanentDeliveryError, send_email, sms_backend
 from billing.models import ZERO, Customer, Notification, Payment
+from core.cache import CACHE_ERRORS, cache_delete
 from core.queue import publish, queue_for
 
 logger = logging.getLogger(__name__)
@@ -62,17 +63,10 @@ def _publish_dispatch() -> None:
     try:
         if not cache.add(key, True, timeout=settings.NOTIFICATION_DISPATCH_QUEUED_SECONDS):
             return
-    except Exception:  # the cache is down (it is the broker's Redis): publishing decides
+    except CACHE_ERRORS:  # the cache is down (the broker's Redis too): publishing decides
         logger.warning("dispatch marker not set", exc_info=True)
     if not publish(DISPATCH_TASK):
-        _forget_queued()
-
-
-def _forget_queued() -> None:
-    try:
-        cache.delete(_queued_key())
-    except Exception:
-        logger.warning("dispatch marker not cleared", exc_info=True)
+        cache_delete(key)
 
 
 def notifications_dispatch_soon() -> None:
@@ -190,7 +184,7 @@ def notifications_dispatch(*, in_process: bool = False) -> int:
     """The dispatch task's work: one batch, then the next batch as a task of its own
     (``in_process``, without a broker: every batch here, as a task re-enqueuing itself
     in-process would recurse). How many went out."""
-    _forget_queued()  # this message left the queue: a trigger may queue the next one
+    cache_delete(_queued_key())  # this message left the queue: a trigger may queue the next one
     if in_process:
         return notifications_send_due()
     sent, more = notifications_send_batch()
