@@ -17,12 +17,12 @@ RUN groupadd --system --gid 1000 app \
     && useradd --system --uid 1000 --gid app --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin app
 
-# The dependencies, from pyproject.toml alone, so this layer is rebuilt only
-# when pyproject.toml changes. With no package directories copied yet,
-# `pip install .` installs every dependency and an empty isp-billing
-# distribution; the code itself runs from /app (PYTHONPATH above).
-COPY pyproject.toml ./
-RUN pip install .
+# The runtime dependencies at their locked versions and hashes (`make lock`
+# writes requirements.lock from pyproject.toml), in a layer rebuilt only when
+# the lock changes. The project itself is not installed: it runs from /app
+# (PYTHONPATH above).
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
 

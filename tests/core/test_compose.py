@@ -3,17 +3,26 @@
 No Docker engine runs where the tests run, so the files are read as YAML and
 text, and each command is checked against this project and the installed
 tools: gunicorn's own option parser and app loader, Celery's command line,
-Flower's options and Django's management commands.
+Flower's options and Django's management commands. Flower itself is started once, with
+the compose file's basic auth, to see its health check pass while its pages ask for the
+credentials.
 """
 
 import json
+import os
 import re
 import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import environ
 import flower.options  # noqa: F401  (defines Flower's options on tornado's parser)
 import pytest
+import requests
 import yaml
 from celery import Celery
 from celery.app.utils import find_app
@@ -22,7 +31,7 @@ from celery.bin.base import CLIContext
 from celery.bin.celery import celery as celery_cli
 from django.core.management import get_commands
 from django.urls import resolve
-from flower.command import is_flower_option
+from flower.command import is_flower_envvar, is_flower_option
 from flower.urls import handlers as flower_handlers
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.util import import_app
@@ -31,17 +40,25 @@ from tornado.options import OptionParser
 from tornado.options import options as tornado_options
 
 import tasks
+from core.queue import all_queues
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"postgres", "redis", "web", "worker", "beat", "flower"}
-APP_SERVICES = ["web", "worker", "beat", "flower"]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+# Every service whose command is a Celery worker (one per queue).
+WORKER_SERVICES = sorted(
+    name for name, service in COMPOSE["services"].items()
+    if service.get("command", [])[:4] == ["celery", "-A", "tasks", "worker"]
+)
+SERVICES = {"postgres", "redis", "web", "beat", "flower"}
+APP_SERVICES = ["web", *WORKER_SERVICES, "beat", "flower"]
 SERVICE_DEPENDENCIES = ["postgres", "redis"]
 HEALTH_URL = "http://localhost:8000/api/v1/health"
+REQUIRED = re.compile(r"\$\{(\w+):\?[^}]*\}")  # compose's ${NAME:?message}: no default
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return COMPOSE
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +186,9 @@ def check_argv(argv: list[str]):
 # --- the compose file -------------------------------------------------------------------
 
 
-def test_the_six_services_exist(services):
+def test_the_services_exist(services):
     assert SERVICES <= set(services), f"missing: {SERVICES - set(services)}"
+    assert WORKER_SERVICES, "no Celery worker service"
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -198,12 +216,41 @@ def test_web_migrates_registers_schedules_then_serves_the_wsgi_app(services):
     assert parsed.bind == ["0.0.0.0:8000"]
 
 
-def test_worker_runs_a_celery_worker_of_the_tasks_app(services):
-    [argv] = command_argvs(services["worker"]["command"])
+def worker_params(service: dict) -> dict:
+    """The worker's parsed options, and its -n as written (Celery expands %h)."""
+    [argv] = command_argvs(service["command"])
     name, params = check_celery(argv)
     assert name == "worker"
-    assert params["concurrency"] == 2
+    assert "-n" in argv, f"{argv}: no -n, so no name of its own to ping"
+    return {**params, "name": argv[argv.index("-n") + 1]}
+
+
+@pytest.mark.parametrize("name", WORKER_SERVICES)
+def test_each_worker_is_a_named_celery_worker_of_the_tasks_app(services, name):
+    params = worker_params(services[name])
+    assert params["queues"], f"{name} has no -Q: it would serve the default queue alone"
+    assert 1 <= params["concurrency"] <= 2  # a 2-core host runs every worker
     assert params["task_events"] is True  # -E: Flower sees the tasks
+    # The health check pings this worker by its own name, in its own container.
+    assert params["name"].endswith("@%h"), params["name"]
+    [check] = healthcheck_argvs(services[name]["healthcheck"])
+    check_name, check_params = check_celery(check)
+    assert (check_name, check_params["command"]) == ("inspect", "ping")
+    assert check_params["destination"] == [params["name"].replace("%h", "$HOSTNAME")]
+    assert services[name]["healthcheck"]["interval"]
+
+
+def test_every_queue_has_its_worker(services, settings):
+    settings.TASK_QUEUE_PREFIX = ""  # the compose file sets no prefix
+    served = {
+        name: worker_params(services[name])["queues"] for name in WORKER_SERVICES
+    }
+    queues = [queue for listened in served.values() for queue in listened]
+    expected = all_queues()
+    assert set(expected) == {*settings.TASK_QUEUES.values(), settings.CELERY_TASK_DEFAULT_QUEUE}
+    assert sorted(queues) == sorted(expected), served  # each queue once, none unknown
+    hostnames = [worker_params(services[name])["name"] for name in WORKER_SERVICES]
+    assert len(set(hostnames)) == len(hostnames), hostnames
 
 
 def test_beat_runs_the_database_scheduler(services):
@@ -237,10 +284,6 @@ def test_healthchecks(services):
     assert HEALTH_URL in web_check[2]
     assert resolve("/api/v1/health").url_name == "health"
 
-    [worker_check] = healthcheck_argvs(services["worker"]["healthcheck"])
-    name, params = check_celery(worker_check)
-    assert (name, params["command"]) == ("inspect", "ping")
-
     [flower_check] = healthcheck_argvs(services["flower"]["healthcheck"])
     compile(flower_check[2], "<healthcheck>", "exec")
     flower_paths = re.findall(r"http://localhost:5555(/[\w/]*)", flower_check[2])
@@ -250,7 +293,7 @@ def test_healthchecks(services):
         assert any(re.fullmatch(pattern, path) for pattern in patterns), f"flower has no {path}"
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "beat"])
+@pytest.mark.parametrize("name", ["web", *WORKER_SERVICES, "beat"])
 def test_depends_on_healthy_postgres_and_redis(services, name):
     depends_on = services[name]["depends_on"]
     for dependency in SERVICE_DEPENDENCIES:
@@ -278,6 +321,65 @@ def test_shared_environment(compose, services):
         assert {key: service_env.get(key) for key in env} == env, name
 
 
+def test_flower_asks_for_basic_auth_from_the_environment(services):
+    env = services["flower"]["environment"]
+    assert is_flower_envvar("FLOWER_BASIC_AUTH")
+    # Required, with no default: compose refuses to start without credentials.
+    assert REQUIRED.fullmatch(env["FLOWER_BASIC_AUTH"]).group(1) == "FLOWER_BASIC_AUTH"
+    assert not {"FLOWER_UNAUTHENTICATED_API", "FLOWER_AUTH"} & set(env)
+
+
+def _flower_env(service: dict, shell: dict[str, str]) -> dict[str, str]:
+    """Flower's own variables as compose passes them (``${NAME:?…}`` from ``shell``), on an
+    in-memory broker."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FLOWER_")}
+    env.pop("REDIS_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="core.settings", SECRET_KEY="compose-test-only",
+        CELERY_BROKER_URL="memory://", PYTHONUNBUFFERED="1",
+    )
+    env.update({
+        key: REQUIRED.sub(lambda match: shell[match.group(1)], str(value))
+        for key, value in service["environment"].items() if is_flower_envvar(key)
+    })
+    return env
+
+
+def test_flower_with_the_compose_auth_passes_its_healthcheck_and_locks_its_pages(
+    services, tmp_path
+):
+    """The compose command, credentials as compose passes them, on a free port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    [argv] = command_argvs(services["flower"]["command"])
+    argv = [str(Path(sys.executable).parent / "celery"), *argv[1:], "--address=127.0.0.1"]
+    argv = [f"--port={port}" if arg == "--port=5555" else arg for arg in argv]
+    log = (tmp_path / "flower.log").open("w")
+    env = _flower_env(services["flower"], {"FLOWER_BASIC_AUTH": "ops:pa55-word"})
+    flower = subprocess.Popen(argv, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    [check] = healthcheck_argvs(services["flower"]["healthcheck"])
+    script = check[2].replace("localhost:5555", f"127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            passed = subprocess.run([sys.executable, "-c", script], capture_output=True)
+            if passed.returncode == 0 or time.monotonic() > deadline or flower.poll() is not None:
+                break
+            time.sleep(0.3)
+        assert passed.returncode == 0, (passed.stderr, (tmp_path / "flower.log").read_text())
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{base}/", timeout=5).status_code == 401
+        assert requests.get(f"{base}/api/workers", timeout=5).status_code == 401
+        assert requests.get(f"{base}/", auth=("ops", "wrong"), timeout=5).status_code == 401
+        assert requests.get(f"{base}/", auth=("ops", "pa55-word"), timeout=5).status_code == 200
+    finally:
+        os.killpg(flower.pid, signal.SIGKILL)  # nothing of its own to save
+        flower.wait(timeout=10)
+        log.close()
+
+
 # --- the Dockerfile ---------------------------------------------------------------------
 
 
@@ -303,5 +405,18 @@ def test_dockerfile_cmd_serves_the_wsgi_app_as_a_non_root_user():
     users = [rest for keyword, rest in instructions if keyword == "USER"]
     assert users and users[-1] not in ("root", "0")
     runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
-    assert "pip install ." in runs
     assert "collectstatic" in runs
+
+
+def test_dockerfile_installs_the_locked_runtime_dependencies_before_the_code():
+    instructions = _dockerfile_instructions()
+    copies = [rest.split() for keyword, rest in instructions if keyword == "COPY"]
+    assert copies[0] == ["requirements.lock", "./"], copies
+    runs = [rest for keyword, rest in instructions if keyword == "RUN"]
+    [install] = [run for run in runs if "pip install" in run]
+    assert shlex.split(install) == ["pip", "install", "--require-hashes", "-r",
+                                    "requirements.lock"]
+    # The lock is installed before the code is copied: code changes keep the layer.
+    order = [(keyword, rest) for keyword, rest in instructions if keyword in ("COPY", "RUN")]
+    assert order.index(("RUN", install)) < order.index(("COPY", ". ."))
+    assert "requirements.lock" not in (ROOT / ".dockerignore").read_text().split()
