@@ -93,7 +93,7 @@ def bill_run_plan(*, run_id: int) -> None:
             customers = billable_customers(run.customer_ids)
             bounds = customers.aggregate(first=Min("pk"), last=Max("pk"))
             size = settings.BILL_RUN_CHUNK_SIZE
-            chunks = []
+            chunks, now = [], timezone.now()
             if bounds["first"] is not None:
                 span = bounds["last"] - bounds["first"] + 1
                 chunks = [
@@ -102,13 +102,14 @@ def bill_run_plan(*, run_id: int) -> None:
                         number=n,
                         first_customer_id=bounds["first"] + n * size,
                         last_customer_id=min(bounds["first"] + (n + 1) * size - 1, bounds["last"]),
+                        dispatched_at=now,
                     )
                     for n in range(ceil(span / size))
                 ]
             BillRunChunk.objects.bulk_create(chunks)
             run.state = BillRun.State.RUNNING
             run.enqueued = True
-            run.started_at = run.last_progress_at = timezone.now()
+            run.started_at = run.last_progress_at = now
             run.billable_count = customers.count()
             run.chunks_total = len(chunks)
             run.planned_through_id = Customer.objects.aggregate(last=Max("pk"))["last"] or 0
@@ -122,7 +123,6 @@ def _dispatch_pending(run: BillRun) -> int:
     pending = list(run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True))
     if not pending:
         transaction.on_commit(lambda: bill_run_finish(run_id=run.pk))
-    BillRunChunk.objects.filter(pk__in=pending).update(dispatched_at=timezone.now())
     for chunk_id in pending:
         publish_on_commit("bills.run_chunk", args=[chunk_id])
     return len(pending)
@@ -307,13 +307,15 @@ def bill_runs_resume(*, stale_seconds: int | None = None) -> int:
 
 
 def _resume(run_id: int) -> int:
-    with transaction.atomic():
-        run = BillRun.objects.select_for_update().get(pk=run_id)
-        if run.state not in (BillRun.State.PENDING, BillRun.State.RUNNING):
-            return 0
-        # The hand-over counts as progress, so the next sweep gives it a full period.
-        BillRun.objects.filter(pk=run.pk).update(last_progress_at=timezone.now())
-        if run.state == BillRun.State.RUNNING:
+    # No lock on the run: its chunks lock their row, then the run's; taking them the other
+    # way round here would deadlock with them. A race only sends a step twice.
+    run = BillRun.objects.get(pk=run_id)
+    if run.state not in (BillRun.State.PENDING, BillRun.State.RUNNING):
+        return 0
+    # The hand-over counts as progress, so the next sweep gives it a full period.
+    BillRun.objects.filter(pk=run.pk).update(last_progress_at=timezone.now())
+    if run.state == BillRun.State.RUNNING:
+        with transaction.atomic():
             return _dispatch_pending(run)
     if publish("bills.run_execute", args=[run.pk], task_id=run.task_id):
         BillRun.objects.filter(pk=run.pk).update(enqueued=True)

@@ -420,7 +420,6 @@ class ReconciliationChunk(models.Model):
     number = models.PositiveIntegerField()
     first_payment_id = models.BigIntegerField()
     last_payment_id = models.BigIntegerField()
-    dispatched_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -4,7 +4,8 @@ steps of a run, the run ended FAILED with its error when a step fails for good."
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from django.db import InterfaceError, OperationalError
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError, connection
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
@@ -34,6 +35,9 @@ def failing_run(fail: Callable[[str], None]) -> Iterator[None]:
         yield
     except TRANSIENT_ERRORS:
         raise
-    except Exception as error:  # SoftTimeLimitExceeded is an Exception too
+    except Exception as error:
+        if isinstance(error, SoftTimeLimitExceeded):
+            # Interrupted mid-query, the connection may still be busy: start afresh.
+            connection.close()
         fail(describe(error))
         raise

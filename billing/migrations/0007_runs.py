@@ -61,7 +61,6 @@ class Migration(migrations.Migration):
                 ("number", models.PositiveIntegerField()),
                 ("first_payment_id", models.BigIntegerField()),
                 ("last_payment_id", models.BigIntegerField()),
-                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
                 ("done_at", models.DateTimeField(blank=True, null=True)),
                 ("run", models.ForeignKey(
                     on_delete=django.db.models.deletion.CASCADE, related_name="chunks",

@@ -103,9 +103,36 @@ def test_schedules_are_registered_idempotently():
     assert {
         "bills.reconciliation_nightly", "dunning.due_reminders",
         "dunning.auto_suspend", "notifications.dispatch",
-        "network.connection_changes_resend", "bills.runs_resume",
+        "network.connection_changes_resend", "bills.runs_resume", "bills.reconciliation_resume",
     } <= tasks
     from tasks import app
 
     app.loader.import_default_modules()
     assert tasks <= set(app.tasks)
+
+
+def test_every_periodic_message_expires_before_the_next_is_due():
+    call_command("setup_schedules")
+    PeriodicTask.objects.update(expire_seconds=None)  # as registered before expiry existed
+    call_command("setup_schedules")  # a re-run gives existing schedules their expiry too
+    periodic = PeriodicTask.objects.exclude(name__startswith="celery.")
+    assert periodic.count() == 8
+    day = 24 * 3600
+    for task in periodic:
+        assert task.expire_seconds, task.name
+        if task.interval:
+            assert task.expire_seconds < task.interval.every * 60, task.name
+        elif task.crontab.day_of_month == "1":
+            assert task.expire_seconds < 28 * day, task.name
+        else:
+            assert task.expire_seconds < day, task.name
+    assert PeriodicTask.objects.get(task="bills.reconciliation_resume").interval.every == 5
+
+
+def test_tasks_whose_state_lives_in_a_row_store_no_result():
+    from tasks import app
+
+    app.loader.import_default_modules()
+    row_state = [name for name in app.tasks if name.split(".")[0] in ("bills", "dunning")]
+    assert len(row_state) == 10
+    assert [name for name in row_state if not app.tasks[name].ignore_result] == []
