@@ -9,12 +9,13 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from billing import bills
 from billing.models import BillRun, BillRunChunk, Customer, Notification, Payment, ReconciliationRun
+from billing.reconciliation import reconciliation_start
 from core.enums import UserKind
 from core.queue import publish
 from tests.conftest import ApiClient
@@ -319,3 +320,52 @@ def test_a_customer_created_during_a_run_is_billed_and_the_run_succeeds(
     )
     assert set(billed) == set(seeded.billable) | {newcomer.pk, switched_off.pk}
     assert set(billed.values()) == {1}
+
+
+@pytest.fixture
+def payment_trigger():
+    """``payment_trigger(body)``: a PL/pgSQL body run before every update of a record (a
+    database that refuses, or takes its time); dropped at the end of the test."""
+    def install(body: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"""
+                CREATE OR REPLACE FUNCTION test_payment_update() RETURNS trigger AS $$
+                BEGIN {body} RETURN NEW; END $$ LANGUAGE plpgsql;
+                CREATE TRIGGER test_payment_update BEFORE UPDATE ON billing_payment
+                FOR EACH ROW EXECUTE FUNCTION test_payment_update();
+            """)
+
+    yield install
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER IF EXISTS test_payment_update ON billing_payment;"
+                       "DROP FUNCTION IF EXISTS test_payment_update();")
+
+
+@pytest.mark.parametrize("fault, error", [
+    ("RAISE EXCEPTION 'records are frozen';", "records are frozen"),
+    ("PERFORM pg_sleep(8);", "SoftTimeLimitExceeded"),
+])
+def test_a_reconciliation_that_fails_ends_failed_with_its_error(
+    client_as, start_worker, payment_trigger, fault, error
+):
+    api, _ = client_as(UserKind.ADMIN)
+    seeded = seed_customers(20)
+    customer_id = min(seeded.billable)
+    wrong = Payment.objects.create(
+        customer_id=customer_id, billing_year=YEAR, billing_month=MONTH,
+        bill_amount=Decimal("500.00"), amount=Decimal("9.00"),
+    )
+    worker = start_worker(CELERY_TASK_SOFT_TIME_LIMIT=2, CELERY_TASK_TIME_LIMIT=20)
+    payment_trigger(fault)
+    with transaction.atomic():
+        run = reconciliation_start(trigger="TEST")
+
+    body = wait_task(api, run.task_id, timeout=60, watch=[worker])
+
+    assert body["status"] == "FAILURE", body
+    assert error in body["result"]["error"], body
+    run.refresh_from_db()
+    assert run.state == ReconciliationRun.State.FAILED and run.finished_at is not None
+    assert "chunk 0" in run.error
+    assert Payment.objects.get(pk=wrong.pk).amount == Decimal("9.00")  # rolled back
+    assert worker.alive()
