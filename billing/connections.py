@@ -17,7 +17,7 @@ change was made with.
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -77,7 +77,7 @@ def connection_change_attempt(*, change_id: int, scheduled: bool) -> Delivery:
     claimed = _claim(change_id, scheduled=scheduled)
     if isinstance(claimed, Delivery):
         return claimed
-    username, enabled = claimed
+    lease, username, enabled = claimed
     error = None
     if username:
         from billing.network import NetworkError, network_backend
@@ -86,7 +86,7 @@ def connection_change_attempt(*, change_id: int, scheduled: bool) -> Delivery:
             network_backend().set_enabled(username=username, enabled=enabled)
         except NetworkError as failure:
             error = failure
-    return _finish(change_id, enabled=enabled, error=error)
+    return _finish(change_id, lease=lease, enabled=enabled, error=error)
 
 
 def connection_change_apply_now(*, change_id: int) -> bool:
@@ -100,9 +100,10 @@ def connection_change_apply_now(*, change_id: int) -> bool:
     return delivery.done
 
 
-def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[str, bool]:
-    """The attempt's lease and what it applies (the username, or "" when the router has
-    nothing to switch, and ``is_active``), or the Delivery when it has nothing to do."""
+def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[datetime, str, bool]:
+    """The attempt's lease (its end) and what it applies (the username, or "" when the
+    router has nothing to switch, and ``is_active``), or the Delivery when it has
+    nothing to do."""
     with transaction.atomic():
         customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
             pk=change_id
@@ -133,10 +134,12 @@ def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[str, bool]:
         change.next_attempt_at = change.applying_until
         change.save(update_fields=["attempts", "applying_until", "next_attempt_at"])
         has_secret = customer.connection_type == ConnectionType.PPPOE and customer.username
-        return (customer.username if has_secret else "", customer.is_active)
+        return change.applying_until, customer.username if has_secret else "", customer.is_active
 
 
-def _finish(change_id: int, *, enabled: bool, error: Exception | None) -> Delivery:
+def _finish(
+    change_id: int, *, lease: datetime, enabled: bool, error: Exception | None
+) -> Delivery:
     """Record an attempt's outcome and end its lease; a superseded change hands over to
     the customer's current one, which may have waited for this attempt."""
     with transaction.atomic():
@@ -145,6 +148,9 @@ def _finish(change_id: int, *, enabled: bool, error: Exception | None) -> Delive
         )
         customer = Customer.objects.select_for_update().get(pk=customer_id)
         change = ConnectionChange.objects.get(pk=change_id)
+        if change.applying_until != lease:
+            # This attempt outlived its lease and another one took the change over.
+            return Delivery(done=False)
         now = timezone.now()
         change.applying_until = None
         fields = ["applying_until"]

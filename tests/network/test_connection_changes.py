@@ -439,3 +439,28 @@ def test_two_racing_changes_end_with_the_router_in_the_latest_state(
     assert customer.is_active is True
     assert customer.network_confirmed_active is True
     assert connection_changes_resend(stale_seconds=0) == 0
+
+
+def test_an_attempt_that_outlived_its_lease_leaves_the_change_to_the_one_that_took_over(
+    admin, customer, router
+):
+    from billing.connections import _claim, _finish
+
+    change = ConnectionChange.objects.create(
+        customer=customer, enable=True, reason=ConnectionChange.Reason.TOGGLE, task_id="t"
+    )
+    late_lease, _, _ = _claim(change.pk, scheduled=False)
+    # Its lease ran out (the router kept it too long); the sweep's delivery took over.
+    ConnectionChange.objects.filter(pk=change.pk).update(
+        applying_until=timezone.now() - timedelta(seconds=1), next_attempt_at=timezone.now()
+    )
+    lease, username, enabled = _claim(change.pk, scheduled=True)
+    assert (username, enabled) == ("alice", True) and lease > late_lease
+
+    assert _finish(change.pk, lease=late_lease, enabled=True, error=None).done is False
+
+    change.refresh_from_db()
+    assert change.confirmed_at is None and change.applying_until == lease
+    assert _finish(change.pk, lease=lease, enabled=True, error=None).done is True
+    change.refresh_from_db()
+    assert change.confirmed_at is not None and change.applying_until is None

@@ -228,6 +228,24 @@ def test_router_slower_than_the_timeout_is_an_error(router):
     assert router.secret("alice")["disabled"] == "false"
 
 
+def test_all_calls_of_one_change_stay_within_the_deadline(router):
+    """Each answer within the timeout, but four of them (find, disable, find sessions,
+    drop) would outlast the attempt's lease on the customer: it stops at the deadline."""
+    router.add_secret("alice")
+    router.add_session("alice")
+    router.delay = 0.4
+    backend = MikroTikBackend(url=router.url, user=router.user, password=router.password,
+                              verify_tls=True, timeout=5, deadline=0.6)
+
+    started = time.monotonic()
+    with pytest.raises(NetworkError):
+        backend.set_enabled(username="alice", enabled=False)
+
+    took = time.monotonic() - started
+    assert took < 1.2, took
+    assert len(router.sessions_of("alice")) == 1
+
+
 def test_unreachable_router_is_an_error():
     backend = MikroTikBackend(
         url=f"http://127.0.0.1:{free_port()}",
@@ -273,6 +291,7 @@ def test_network_backend_follows_the_settings(settings, router):
     assert isinstance(backend, MikroTikBackend)
     assert backend.session.verify is False
     assert backend.timeout == 0.2
+    assert backend.deadline == settings.NETWORK_ATTEMPT_SECONDS
 
     router.add_secret("alice")
     backend.set_enabled(username="alice", enabled=False)
