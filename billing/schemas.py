@@ -12,11 +12,25 @@ from pydantic import AfterValidator, BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
-from core.schemas import BillingYear, DbInt, LocalDateTime, Money, OutSchema, RelatedList
+from core.schemas import (
+    BillingYear,
+    DbInt,
+    LocalDateTime,
+    Money,
+    NotABool,
+    OutSchema,
+    RecordId,
+    RelatedList,
+)
 from core.timeutils import FIRST_YEAR, LAST_YEAR, start_of_business_day
 from core.validators import validate_json_numbers
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+
+# Free text: room for any real note, never megabytes in a row.
+DESCRIPTION_MAX_LENGTH = 1000
+ADDRESS_MAX_LENGTH = 500
+NOTE_MAX_LENGTH = 1000
 
 # Money in: a string or a number, two places at most, never a float inside.
 MoneyIn = Annotated[
@@ -81,9 +95,9 @@ class PackageDetail(PackageList):
 
 class PackageWrite(Schema):
     name: str = Field(..., min_length=1, max_length=150)
-    speed_mbps: int = Field(..., ge=1, le=1_000_000)
+    speed_mbps: Annotated[int, NotABool] = Field(..., ge=1, le=1_000_000)
     price: MoneyIn = Field(..., ge=0)
-    description: str = ""
+    description: str = Field("", max_length=DESCRIPTION_MAX_LENGTH)
 
 
 # Customers -------------------------------------------------------------------
@@ -122,11 +136,11 @@ class CustomerWrite(Schema):
     name: str = Field(..., min_length=1, max_length=200)
     email: str = Field("", max_length=254)
     phone: str = Field("", max_length=20)
-    address: str = ""
+    address: str = Field("", max_length=ADDRESS_MAX_LENGTH)
     nid: str = Field("", max_length=30)
     is_free: bool = False
-    package_id: DbInt
-    user_id: DbInt | None = None
+    package_id: RecordId
+    user_id: RecordId | None = None
     connection_start_date: date | None = None
     is_active: bool = True
     ip_address: str = Field("", max_length=45)
@@ -235,7 +249,7 @@ class _PaymentFields(Schema):
     payment_method: PaymentMethod
     transaction_id: str = Field("", max_length=100)
     payment_date: Moment | None = None
-    note: str = ""
+    note: str = Field("", max_length=NOTE_MAX_LENGTH)
 
     @field_validator("transaction_id")
     @classmethod
@@ -252,7 +266,7 @@ class PaymentIn(_PaymentFields):
 
 
 class PaymentCreate(PaymentIn):
-    customer_id: DbInt
+    customer_id: RecordId
 
 
 class PaymentUpdate(_PaymentFields):

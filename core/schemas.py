@@ -14,12 +14,34 @@ from core.validators import INT64_MAX, INT64_MIN
 # Money goes out as a string with two places ("500.00").
 Money = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str)]
 
+
+def _refuse_bool(message: str):
+    """JSON's ``true`` would be taken as 1: DRF's integer and related fields refuse it."""
+
+    def check(value):
+        if isinstance(value, bool):
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+NotABool = _refuse_bool("A valid integer is required.")
+
 # A billing year (the database holds the same range as a check constraint).
-BillingYear = Annotated[int, Field(ge=FIRST_YEAR, le=LAST_YEAR)]
+BillingYear = Annotated[int, NotABool, Field(ge=FIRST_YEAR, le=LAST_YEAR)]
 
 # An integer that reaches the database: outside a 64-bit column's range it is a 400 on
 # its field, not an overflow in the database driver.
-DbInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+DbInt = Annotated[int, NotABool, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+# The integer id of another record in a write body (``customer_id``), with the message
+# of DRF's ``PrimaryKeyRelatedField``.
+RecordId = Annotated[
+    int,
+    _refuse_bool("Incorrect type. Expected pk value, received bool."),
+    Field(ge=INT64_MIN, le=INT64_MAX),
+]
 
 # Timestamps go out in the business timezone, ISO 8601 with the offset. The zone is
 # read directly, not through ``timezone.localtime``, whose per-call lookup of the
