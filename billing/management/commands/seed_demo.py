@@ -7,11 +7,17 @@ What it writes, in batches of ``--batch`` customers:
 - N customers with unique phones ``017xxxxxxxx``, e-mails and PPPoE usernames, a mix
   of connection types that passes the API's rules (PPPoE: username and password;
   STATIC: an IP address; DHCP: neither);
-- for every customer that is not free, one payment record for each of the last M
-  business months (the current one included), billed at the package price. A
-  share ``--paid-ratio`` of them is paid in full through one COLLECTION ledger line,
-  so ``Payment.amount`` is the sum of its collections, with a transaction ID unique
-  per method (none for CASH, as at the counter); the others are unpaid, amount 0;
+- the payment records of the last M business months (up to ``--until``, default the
+  current one) as production makes them: one real bill run a month (``billing.bills``),
+  oldest first, whose chunks this process carries out as the bills worker would, so
+  every record a chunk inserts shares its ``created_at`` (5,000 a chunk) and only the
+  billable customers (ACTIVE, switched on, not free) are billed. What the runs hand to
+  the queue afterwards (the notices' dispatch, the reconciliation) goes to the
+  configured broker. A share ``--paid-ratio`` of the records is then paid in full
+  through one COLLECTION ledger line, so ``Payment.amount`` is the sum of its
+  collections, with a transaction ID unique per method (none for CASH, as at the
+  counter), at a moment between the record's creation and now; the others are
+  unpaid, amount 0;
 - the ADMIN user 01900000000 for benchmarks; its password is printed.
 
 Refuses to run when customers already exist, unless ``--append`` (new customers then
@@ -24,10 +30,9 @@ made 100,000 customers x 3 months (~610,000 rows) take about five minutes. The r
 are therefore built as plain tuples over each model's concrete fields (defaults taken
 from the model, so a new field with a default needs no change here) and written per
 batch with ``COPY ... FROM STDIN`` on PostgreSQL, or one ``executemany`` INSERT on
-other databases (SQLite), after reserving their ids. Timestamps are set explicitly:
-customers were created when their connection started, a month's bills at its start,
-collections when paid, as in a real history (so the ``created_at`` order is not the
-id order). No signal is sent and ``save()`` is not called, as with ``bulk_create``.
+other databases (SQLite), after reserving their ids. Customers' timestamps are set
+explicitly (created when their connection started, so the ``created_at`` order is not
+the id order). No signal is sent and ``save()`` is not called, as with ``bulk_create``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from accounts.models import User
+from billing import bills
 from billing.models import Collection, Customer, Package, Payment
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, UserKind
 from core.timeutils import business_month, start_of_business_day
@@ -92,10 +98,15 @@ ACTIVE_RATIO = 0.93
 MAC_SHIFTS = (32, 24, 16, 8, 0)
 
 
-def last_business_months(count: int) -> list[tuple[int, BillingMonth]]:
-    """The last ``count`` business months, oldest first, the current one last."""
-    year, month = business_month()
-    number = month.number
+def last_business_months(
+    count: int, until: tuple[int, int] | None = None
+) -> list[tuple[int, BillingMonth]]:
+    """The last ``count`` business months up to ``until`` (year, month number; default the
+    current one), oldest first."""
+    if until is None:
+        year, month = business_month()
+        until = (year, month.number)
+    year, number = until
     months = []
     for _ in range(count):
         months.append((year, BillingMonth.from_number(number)))
@@ -216,6 +227,10 @@ class Command(BaseCommand):
             "--months", type=int, required=True,
             help="payment records per customer: the last M business months",
         )
+        parser.add_argument(
+            "--until", default=None, metavar="YYYY-MM",
+            help="the last month billed (default: the current business month)",
+        )
         parser.add_argument("--packages", type=int, default=8, help="packages (default 8)")
         parser.add_argument(
             "--paid-ratio", type=float, default=0.7, help="share of records paid (default 0.7)"
@@ -253,6 +268,13 @@ class Command(BaseCommand):
                 raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 1.")
         if not 1 <= options["batch"] <= 100_000:
             raise CommandError("--batch must be between 1 and 100000.")
+        until = None
+        if options["until"]:
+            try:
+                until = tuple(int(part) for part in options["until"].split("-"))
+                date(*until, 1)
+            except (TypeError, ValueError) as error:
+                raise CommandError("--until must be YYYY-MM.") from error
 
         started = time.monotonic()
         with transaction.atomic():
@@ -265,7 +287,7 @@ class Command(BaseCommand):
             packages, created_packages = self._packages(options["packages"])
             totals = self._seed(
                 customers=customers,
-                months=last_business_months(months),
+                months=last_business_months(months, until),
                 packages=packages,
                 admin=admin,
                 options=options,
@@ -343,12 +365,10 @@ class Command(BaseCommand):
         if first + customers - 1 >= 10**PHONE_DIGITS:
             raise CommandError("Out of demo phone numbers.")
         now = timezone.now()
-        month_starts = [
-            (year, month.value, start_of_business_day(date(year, month.number, 1)))
-            for year, month in months
-        ]
-        oldest = month_starts[0][2] if month_starts else now
-        tables = {model: _Table(model) for model in (Customer, Payment, Collection)}
+        oldest = now
+        if months:
+            oldest = start_of_business_day(date(months[0][0], months[0][1].number, 1))
+        tables = {model: _Table(model) for model in (Customer, Collection)}
         totals = {"customers": 0, "payments": 0, "paid": 0}
         progress = tqdm(
             total=customers,
@@ -364,34 +384,18 @@ class Command(BaseCommand):
                     self._customer(rng, index, packages, oldest, now, free_ratio)
                     for index in indexes
                 ]
-                for row, pk in zip(
-                    customer_rows, tables[Customer].reserve_ids(len(customer_rows)), strict=True
-                ):
-                    row["id"] = pk
-                payment_rows, collection_rows = [], []
-                for customer in customer_rows:
-                    if customer["is_free"]:
-                        continue
-                    for year, month, month_start in month_starts:
-                        payment = self._payment(rng, customer, year, month, month_start, now)
-                        if rng.random() < paid_ratio:
-                            collection_rows.append(self._pay(rng, payment, now, admin))
-                        payment_rows.append(payment)
-                for row, pk in zip(
-                    payment_rows, tables[Payment].reserve_ids(len(payment_rows)), strict=True
-                ):
-                    row["id"] = pk
-                for row in collection_rows:
-                    row["payment_id"] = row.pop("payment")["id"]
                 tables[Customer].write(customer_rows)
-                tables[Payment].write(payment_rows)
-                tables[Collection].write(collection_rows)
                 totals["customers"] += len(customer_rows)
-                totals["payments"] += len(payment_rows)
-                totals["paid"] += len(collection_rows)
                 progress.update(len(customer_rows))
         finally:
             progress.close()
+        last_payment = Payment.objects.aggregate(m=Max("pk"))["m"] or 0
+        for year, month in months:
+            self._bill_run(year, month, admin)
+        totals["payments"] = Payment.objects.filter(pk__gt=last_payment).count()
+        totals["paid"] = self._pay_share(
+            rng, last_payment, paid_ratio, admin, batch, tables[Collection]
+        )
         totals["first_phone"] = self._phone(first) if customers else "-"
         totals["last_phone"] = self._phone(first + customers - 1) if customers else "-"
         return totals
@@ -434,25 +438,70 @@ class Command(BaseCommand):
             row["ip_address"] = f"10.{(index >> 16) & 0xFF}.{(index >> 8) & 0xFF}.{index & 0xFF}"
         return row
 
-    def _payment(self, rng, customer, year, month, month_start: datetime, now) -> dict:
-        # The month's bills are generated in its first three days.
-        created = min(month_start + timedelta(seconds=rng.randint(0, 3 * 86400)), now)
-        return {
-            "uid": self._uid(),
-            "created_at": created,
-            "updated_at": created,
-            "customer_id": customer["id"],
-            "billing_year": year,
-            "billing_month": month,
-            "bill_amount": customer["_price"],
-            "amount": Decimal("0.00"),
-            "paid": False,
-        }
+    @staticmethod
+    def _bill_run(year: int, month: BillingMonth, admin: User) -> None:
+        """A month's bill run, its tasks done here in order, as the bills worker does them."""
+        run = bills.bill_run_start(requested_by=admin, year=year, month=month)
+        bills.bill_run_plan(run_id=run.pk)
+        for chunk_id in run.chunks.order_by("number").values_list("pk", flat=True):
+            bills.bill_chunk_process(chunk_id=chunk_id)
+        bills.bill_run_finish(run_id=run.pk)
+
+    def _pay_share(self, rng, after_id: int, paid_ratio: float, admin, batch, table) -> int:
+        """Pay ``paid_ratio`` of the records above ``after_id`` in full; how many."""
+        paid, last = 0, after_id
+        while True:
+            records = list(
+                Payment.objects.filter(pk__gt=last).order_by("pk")
+                .values("id", "uid", "bill_amount", "created_at")[:batch]
+            )
+            if not records:
+                return paid
+            last = records[-1]["id"]
+            now = timezone.now()
+            chosen = [record for record in records if rng.random() < paid_ratio]
+            lines = [self._pay(rng, record, now, admin) for record in chosen]
+            for line in lines:
+                line["payment_id"] = line.pop("payment")["id"]
+            table.write(lines)
+            self._mark_paid(chosen, admin)
+            paid += len(chosen)
+
+    @staticmethod
+    def _mark_paid(records: list[dict], admin) -> None:
+        if not records:
+            return
+        columns = ("amount", "payment_method", "transaction_id", "payment_date")
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    "UPDATE billing_payment p SET paid = true, amount = v.amount, "
+                    "payment_method = v.payment_method, transaction_id = v.transaction_id, "
+                    "payment_date = v.payment_date, updated_at = v.payment_date, "
+                    "entry_by_id = %s FROM unnest(%s::bigint[], %s::numeric[], %s::text[], "
+                    "%s::text[], %s::timestamptz[]) "
+                    "AS v(id, amount, payment_method, transaction_id, payment_date) "
+                    "WHERE p.id = v.id",
+                    [admin.pk, [r["id"] for r in records],
+                     *([r[column] for r in records] for column in columns)],
+                )
+            else:
+                cursor.executemany(
+                    "UPDATE billing_payment SET paid = %s, amount = %s, payment_method = %s, "
+                    "transaction_id = %s, payment_date = %s, updated_at = %s, entry_by_id = %s "
+                    "WHERE id = %s",
+                    [
+                        [True, str(r["amount"]), r["payment_method"], r["transaction_id"],
+                         r["payment_date"], r["payment_date"], admin.pk, r["id"]]
+                        for r in records
+                    ],
+                )
 
     def _pay(self, rng, payment: dict, now, admin) -> dict:
         """Pay ``payment`` in full; the ledger line that says so."""
         method = METHODS.draw(rng)
-        moment = min(payment["created_at"] + timedelta(minutes=rng.randint(10, 27 * 1440)), now)
+        # Paid after it was billed, by now: distinct moments, as payments come one by one.
+        moment = payment["created_at"] + (now - payment["created_at"]) * rng.random()
         # The record's own uid makes the ID unique for every method, across --append runs.
         trxid = "" if method == PaymentMethod.CASH else payment["uid"].hex.upper()
         payment.update(
@@ -461,8 +510,6 @@ class Command(BaseCommand):
             payment_method=method,
             transaction_id=trxid,
             payment_date=moment,
-            entry_by_id=admin.pk,
-            updated_at=moment,
         )
         return {
             "uid": self._uid(),
