@@ -10,6 +10,7 @@ from billing.models import ZERO, Customer, Package, Payment
 from core.cache import cache_get, cache_set
 from core.enums import PaymentMethod, Status, UserKind
 from core.listing import nested_values
+from core.schemas import local_iso
 from core.timeutils import business_month
 
 
@@ -175,7 +176,7 @@ def task_status(task_id: str) -> dict:
             "result": {
                 "username": change.customer.username,
                 "enable": change.enable,
-                "confirmed_at": change.confirmed_at.isoformat() if change.confirmed_at else None,
+                "confirmed_at": local_iso(change.confirmed_at) if change.confirmed_at else None,
                 "attempts": change.attempts,
                 "superseded": change.superseded,
                 "last_error": change.last_error,
