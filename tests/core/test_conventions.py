@@ -389,3 +389,31 @@ def test_a_list_field_that_is_not_a_list_is_keyed_by_the_field(admin_client):
 
     assert response.status_code == 400, response.content
     assert response.json() == {"customer_ids": ["Expected a list of items."]}
+
+
+# Timestamps ------------------------------------------------------------------
+
+
+def test_task_timestamps_are_in_the_business_timezone(
+    client_as, django_capture_on_commit_callbacks
+):
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from tests.billing.factories import CustomerFactory, PackageFactory
+
+    client, _ = client_as(UserKind.ADMIN)
+    CustomerFactory(package=PackageFactory(), username="tz-check", is_active=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = client.post(
+            "/customers/status/toggle", {"username": "tz-check", "is_active": True}
+        )
+    assert accepted.status_code == 200, accepted.content
+
+    body = client.get(f"/tasks/{accepted.json()['task_id']}").json()
+
+    confirmed = datetime.fromisoformat(body["result"]["confirmed_at"])
+    zone = timezone.get_default_timezone()
+    assert confirmed.utcoffset() == timezone.now().astimezone(zone).utcoffset()
+    assert body["result"]["confirmed_at"].endswith("+06:00")  # Asia/Dhaka, the default
