@@ -8,10 +8,14 @@
 What it does, start to finish (every wait is bounded in time):
 
 1. Creates the PostgreSQL database ``isp_bench_read`` if it is missing and migrates
-   it. When it does not hold exactly ``--customers`` customers with ``--months``
-   records each, the last one being the current business month, it is dropped,
-   recreated and seeded with ``manage.py seed_demo`` (a rerun at the same size skips
-   this). ``VACUUM ANALYZE`` then brings the tables to a steady state (statistics,
+   it. When it does not hold exactly ``--customers`` customers and one successful
+   bill run for each of the ``--months`` months up to BILLED_UNTIL (a fixed month:
+   the data, hence the figures, do not depend on the day of the run), it is dropped,
+   recreated and seeded with ``manage.py seed_demo --until`` (a rerun at the same
+   size skips this): records made by real bill runs, each chunk's records sharing one
+   ``created_at`` as in production, and a share of them paid afterwards. What the
+   runs hand to the queue goes to an in-process broker and is dropped.
+   ``VACUUM ANALYZE`` then brings the tables to a steady state (statistics,
    visibility map), as autovacuum would on a live server. The same is done for a
    tiny database, ``isp_bench_read_tiny`` (``--tiny-customers``).
 2. Counts the SQL queries of one request to each endpoint in-process (Django's test
@@ -42,7 +46,6 @@ runs on the same machine as the server and PostgreSQL and takes some of its CPU.
 from __future__ import annotations
 
 import argparse
-import calendar
 import http.client
 import json
 import os
@@ -55,9 +58,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from common import (
     HOST,
@@ -82,14 +83,22 @@ LOGIN_PATH = "/api/v1/users/login"
 TARGET_P99_MS = 50.0
 # The floor: the cheapest authenticated read (one query), not one of the targets.
 BASELINE = {"me": "/api/v1/users/me"}
+# The last month the seed bills: fixed, so that no figure depends on the day of the run.
+BILLED_UNTIL = (2026, 3)
 ENDPOINTS = {
     "customers": "/api/v1/customers?page_size=50",
     "payments": "/api/v1/payments?page_size=50",
+    "pay_month": "/api/v1/payments?page_size=50&billing_year=2026&month=MARCH",
+    "pay_amount": "/api/v1/payments?page_size=50&ordering=-amount",
+    "users": "/api/v1/users?page_size=50",
     "customer": "/api/v1/customers/{uid}",
     "dashboard": "/api/v1/dashboard",
+    # A first name of seed_demo's (about 1 customer in 24), and one customer's phone.
+    "search_name": "/api/v1/customers?page_size=50&search=Tahmina",
+    "search_phone": "/api/v1/customers?page_size=50&search=01700000050",
 }
 TABLES = ("billing_package", "billing_customer", "billing_payment", "billing_collection",
-          "accounts_user")
+          "billing_notification", "accounts_user")
 
 
 # Databases -------------------------------------------------------------------
@@ -104,25 +113,31 @@ def server_env(args, db_name: str) -> dict[str, str]:
     return bench_settings(env, f"{args.pg_server}/{db_name}", args.redis_url)
 
 
-def current_business_month() -> tuple[int, str]:
-    now = datetime.now(ZoneInfo("Asia/Dhaka"))
-    return now.year, calendar.month_name[now.month].upper()
+def billed_months(count: int) -> list[tuple[int, int]]:
+    """The ``count`` months up to BILLED_UNTIL, oldest first (year, month number)."""
+    year, month = BILLED_UNTIL
+    months = []
+    for _ in range(count):
+        months.append((year, month))
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months[::-1]
 
 
-def seeded_state(url: str) -> tuple[int, int, int, bool]:
-    """(customers, payment records, records of this month, admin exists)."""
-    year, month = current_business_month()
+def seeded_state(url: str) -> tuple[int, list[tuple[int, int]], bool]:
+    """(customers, the (year, month) of each successful bill run, admin exists)."""
+    import calendar
+
+    numbers = {calendar.month_name[n].upper(): n for n in range(1, 13)}
     with pg(url) as conn:
         customers = conn.execute("SELECT count(*) FROM billing_customer").fetchone()[0]
-        payments = conn.execute("SELECT count(*) FROM billing_payment").fetchone()[0]
-        this_month = conn.execute(
-            "SELECT count(*) FROM billing_payment WHERE billing_year = %s AND billing_month = %s",
-            (year, month),
-        ).fetchone()[0]
+        runs = conn.execute(
+            "SELECT billing_year, billing_month FROM billing_billrun WHERE state = 'SUCCESS' "
+            "ORDER BY billing_year, billing_month"
+        ).fetchall()
         admin = conn.execute(
             "SELECT 1 FROM accounts_user WHERE phone = %s AND kind = 'ADMIN'", (PHONE,)
         ).fetchone()
-    return customers, payments, this_month, admin is not None
+    return customers, sorted((year, numbers[month]) for year, month in runs), admin is not None
 
 
 def prepare_database(args, db_name: str, customers: int) -> dict[str, str]:
@@ -132,22 +147,25 @@ def prepare_database(args, db_name: str, customers: int) -> dict[str, str]:
     created = ensure_database(args.pg_server, db_name)
     run_manage(env, "migrate", "--noinput")
     state = seeded_state(url)
-    wanted = (customers, customers * args.months, customers if args.months else 0, True)
+    wanted = (customers, billed_months(args.months), True)
     if state == wanted:
         print(f"database {db_name}: already seeded ({customers} customers x {args.months} months)")
     else:
         if not created and state[0]:
-            print(f"database {db_name}: holds {state[0]} customers / {state[1]} records, "
-                  "not the size asked for: dropping it")
+            print(f"database {db_name}: holds {state[0]} customers / {len(state[1])} bill "
+                  "runs, not the data asked for: dropping it")
             drop_database(args.pg_server, db_name)
             ensure_database(args.pg_server, db_name)
             run_manage(env, "migrate", "--noinput")
         print(f"database {db_name}: seeding {customers} customers x {args.months} months")
         started = time.monotonic()
+        until = "{}-{:02d}".format(*BILLED_UNTIL)
+        seed_env = {**env, "CELERY_BROKER_URL": "memory://", "CELERY_TASK_ALWAYS_EAGER": "false"}
         out = run_manage(
-            env, "seed_demo", "--customers", str(customers), "--months", str(args.months),
-            "--seed", "1", *([] if sys.stderr.isatty() else ["--no-progress"]),
-            timeout=1800, capture=False,
+            seed_env, "seed_demo", "--customers", str(customers), "--months", str(args.months),
+            "--until", until, "--seed", "1",
+            *([] if sys.stderr.isatty() else ["--no-progress"]),
+            timeout=3600, capture=False,
         )
         print(out, end="")
         print(f"  seed_demo took {time.monotonic() - started:.1f} s (wall, incl. start-up)")
