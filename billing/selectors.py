@@ -148,7 +148,7 @@ def task_status(task_id: str) -> dict:
 
     from billing.bills import bill_run_progress, bill_run_result
     from billing.models import BillRun, ConnectionChange, ReconciliationRun
-    from billing.reconciliation import reconciliation_result
+    from billing.reconciliation import reconciliation_progress, reconciliation_result
 
     run = BillRun.objects.filter(task_id=task_id).first()
     if run is not None:
@@ -164,7 +164,7 @@ def task_status(task_id: str) -> dict:
             "task_id": task_id,
             "status": _celery_state(reconciliation.state, True),
             "result": reconciliation_result(reconciliation),
-            "progress": None,
+            "progress": reconciliation_progress(reconciliation),
         }
     change = ConnectionChange.objects.filter(task_id=task_id).first()
     if change is not None:

@@ -146,6 +146,7 @@ def test_reconciliation_result_is_visible_through_the_task_endpoint(
     assert body["status"] == "SUCCESS"
     assert body["result"]["checked"] == 1
     assert body["result"]["trigger"] == "MANUAL"
+    assert body["progress"] == {"chunks_done": 1, "chunks_total": 1, "percent": 100}
 
 
 def test_reconciliation_works_in_chunks_and_closes_when_all_are_done(customer, staff, run_now):
