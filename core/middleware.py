@@ -19,6 +19,8 @@ class ApiConventionsMiddleware:
       can redirect it (the API root exists only as ``/api/v1/``, so stripping
       its slash would otherwise redirect back to it, forever).
     - Django's bare 404 and 405 answers under ``/api/`` get a JSON ``detail``.
+    - ``HEAD`` is answered as ``GET`` without the body (its ``Content-Length``
+      kept): the router declares only ``GET``.
     - A database that is down is 503 with ``Retry-After`` in every view, the
       admin's and the pay page's included (the API's own handler answers there).
     """
@@ -29,6 +31,12 @@ class ApiConventionsMiddleware:
     def __call__(self, request):
         if not request.path_info.startswith(API_PREFIX):
             return self.get_response(request)
+        if request.method == "HEAD":
+            request.method = "GET"
+            return _without_body(self._answer(request))
+        return self._answer(request)
+
+    def _answer(self, request):
         if len(request.path_info) > len(API_PREFIX) and request.path_info.endswith("/"):
             request.path_info = request.path_info.rstrip("/")
             request.path = request.path.rstrip("/")  # so links built from it are canonical
@@ -43,6 +51,15 @@ class ApiConventionsMiddleware:
         if isinstance(exception, DATABASE_ERRORS):
             return database_unavailable(request, exception)
         return None
+
+
+def _without_body(response: HttpResponse) -> HttpResponse:
+    if response.streaming:
+        response.streaming_content = []
+    else:
+        response["Content-Length"] = str(len(response.content))
+        response.content = b""
+    return response
 
 
 def _is_json(response: HttpResponse) -> bool:
