@@ -417,3 +417,31 @@ def test_task_timestamps_are_in_the_business_timezone(
     zone = timezone.get_default_timezone()
     assert confirmed.utcoffset() == timezone.now().astimezone(zone).utcoffset()
     assert body["result"]["confirmed_at"].endswith("+06:00")  # Asia/Dhaka, the default
+
+
+# HEAD ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/users", "/users/me", "/packages", "/dashboard", "/health",
+                                  "/users/", "/nothing-here"])
+def test_head_answers_like_get_without_a_body(admin_client, path):
+    get = admin_client.get(path)
+    head = admin_client.generic("HEAD", admin_client._url(path), **admin_client.credentials)
+
+    assert head.status_code == get.status_code, head.content
+    assert head.content == b""
+    assert head["Content-Type"] == get["Content-Type"]
+    assert int(head["Content-Length"]) == len(get.content)
+
+
+def test_head_needs_the_same_credentials_as_get(api):
+    response = api.generic("HEAD", "/api/v1/users")
+    assert response.status_code == 401
+    assert response.content == b""
+    assert "WWW-Authenticate" in response
+
+
+def test_head_on_a_route_without_get_is_405(api):
+    response = api.generic("HEAD", "/api/v1/users/login")
+    assert response.status_code == 405
+    assert response.content == b""
