@@ -32,19 +32,19 @@ def credentials_user(*, login: str, password: str, address: str) -> User | None:
     hash is computed; every other check costs exactly one hash, whether the login
     names no one, an account that is not active, or one whose password is wrong, so
     the time of the answer names no one."""
-    credentials_check(address=address, login=login)
-    user = user_by_login(login)
-    if user is None:
-        make_password(password)
-        matches = False
-    elif not user.is_active:
-        check_password(password, user.password)  # the same cost; nothing upgraded
-        matches = False
-    else:
-        matches = user.check_password(password)
-    if not matches:
-        credentials_failed(address=address, login=login)
-        return None
+    with credentials_check(address=address, login=login):
+        user = user_by_login(login)
+        if user is None:
+            make_password(password)
+            matches = False
+        elif not user.is_active:
+            check_password(password, user.password)  # the same cost; nothing upgraded
+            matches = False
+        else:
+            matches = user.check_password(password)
+        if not matches:
+            credentials_failed(address=address, login=login)
+            return None
     return user
 
 
@@ -138,10 +138,10 @@ def user_update(*, actor: User, user: User, data: dict[str, Any]) -> User:
 def password_change(*, user: User, old_password: str, new_password: str, address: str) -> None:
     """A user's own password change; every token and Basic verdict issued before it ends
     (both carry a fingerprint of the password hash)."""
-    credentials_check(address=address, login=user.phone)
-    if not user.check_password(old_password):
-        credentials_failed(address=address, login=user.phone)
-        raise field_error("old_password", OLD_PASSWORD_WRONG)
+    with credentials_check(address=address, login=user.phone):
+        if not user.check_password(old_password):
+            credentials_failed(address=address, login=user.phone)
+            raise field_error("old_password", OLD_PASSWORD_WRONG)
     _check_password(new_password, user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password", "updated_at"])

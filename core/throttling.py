@@ -7,7 +7,8 @@ cache, so a cache that is down throttles nothing rather than answering 500:
   counting every request of a client address (login, refresh, register).
 - Credential failures, counted per login and per client address in fixed windows
   and checked before the password hash (``credentials_check`` / ``credentials_failed``);
-  ninja's throttles run after authentication, so they cannot guard Basic.
+  ninja's throttles run after authentication, so they cannot guard Basic. An address
+  that has failed in the current window also gets one check at a time.
 """
 
 import hashlib
@@ -15,6 +16,8 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.cache import caches
@@ -30,6 +33,8 @@ __all__ = ["AddressRateThrottle", "Throttled", "client_address", "credentials_ch
            "credentials_failed"]
 
 _PREFIX = "throttle:"
+# Longer than any password check; a slot left behind by a killed worker expires then.
+_SLOT_SECONDS = 10
 
 
 def client_address(request: HttpRequest) -> str:
@@ -101,13 +106,35 @@ def _windows(address: str, login: str) -> list[tuple[str, int, float]]:
     return found
 
 
-def credentials_check(*, address: str, login: str) -> None:
-    """Throttled (429) while this address or this login has used up its failures."""
-    waits = [
-        left for key, limit, left in _windows(address, login) if (cache_get(key) or 0) >= limit
-    ]
+@contextmanager
+def credentials_check(*, address: str, login: str) -> Iterator[None]:
+    """Around a credential check: Throttled (429) while this address or this login has
+    used up its failures, or while this address, having failed in this window, already
+    has a check running; so a flood from one address holds at most one worker hashing
+    instead of all of them at the start of each window."""
+    counts = [(cache_get(key) or 0, limit, left) for key, limit, left in _windows(address, login)]
+    waits = [left for count, limit, left in counts if count >= limit]
     if waits:
         raise Throttled(wait=math.ceil(max(waits)))
+    if not counts[0][0]:  # no failure from this address: checks run side by side
+        yield
+        return
+    slot = f"{_PREFIX}cred:running:{hashlib.sha256(address.encode()).hexdigest()[:32]}"
+    backend = caches["default"]
+    try:
+        taken = backend.add(slot, 1, _SLOT_SECONDS)
+    except CACHE_ERRORS:
+        taken = None  # no cache, no slot: the check runs
+    if taken is False:
+        raise Throttled(wait=1)
+    try:
+        yield
+    finally:
+        if taken:
+            try:
+                backend.delete(slot)
+            except CACHE_ERRORS:
+                pass  # it expires on its own
 
 
 def credentials_failed(*, address: str, login: str) -> None:

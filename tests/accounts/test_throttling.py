@@ -1,6 +1,8 @@
 """Throttles on credentials and public sign-up: 429 ``{"detail"}`` with ``Retry-After``
 (api-contract.md, Writes and errors; issue 8, item 10)."""
 
+import time
+
 import pytest
 from django.test import override_settings
 
@@ -13,6 +15,15 @@ pytestmark = pytest.mark.django_db
 
 WRONG = "not-the-password"
 PER_LOGIN, PER_ADDRESS = 5, 20  # the defaults: failures a minute
+
+
+@pytest.fixture(autouse=True)
+def window_start(monkeypatch):
+    """Each test starts 1 s into a throttle window (a minute, and 47 minutes into an
+    hour), so that no window ends under a test; the clock still runs."""
+    real = time.time
+    started = real()
+    monkeypatch.setattr(time, "time", lambda: 1_000_021.0 + (real() - started))
 
 
 def login(login_name, password=PASSWORD, address="10.0.0.1", **extra):
@@ -97,8 +108,6 @@ def test_a_remembered_basic_verdict_still_answers_while_its_login_is_throttled(m
 
 
 def test_the_throttle_ends_with_its_window(make_user, monkeypatch):
-    import time
-
     user = make_user()
     now = [1_000_040.0]  # 20 s into a minute
     monkeypatch.setattr(time, "time", lambda: now[0])
@@ -167,3 +176,19 @@ def test_registrations_per_address_are_limited_to_ten_an_hour(db):
     assert int(response["Retry-After"]) > 60
     other = api.post("/users/register", _registration(11), REMOTE_ADDR="10.0.0.2")
     assert other.status_code == 201, other.content
+
+
+def test_an_address_that_failed_gets_one_check_at_a_time(make_user):
+    from core.throttling import credentials_check
+
+    user = make_user()
+    with credentials_check(address="10.0.0.1", login="someone-else"):
+        assert login(user.phone).status_code == 200  # no failure yet: side by side
+    assert login(user.phone, WRONG).status_code == 401
+    with credentials_check(address="10.0.0.1", login="someone-else"):  # a check running
+        response = login(user.phone)
+        assert_throttled(response)
+        assert response["Retry-After"] == "1"
+        assert_throttled(basic(user.phone))
+        assert login(user.phone, address="10.0.0.2").status_code == 200
+    assert login(user.phone).status_code == 200  # and the slot is free again
