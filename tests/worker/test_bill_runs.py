@@ -19,6 +19,7 @@ from billing.reconciliation import reconciliation_start
 from core.enums import UserKind
 from core.queue import publish
 from tests.conftest import ApiClient
+from tests.private_postgres import private_postgres  # noqa: F401 (the fixture)
 from tests.worker.conftest import (
     CHUNK_SIZE,
     Seeded,
@@ -369,3 +370,50 @@ def test_a_reconciliation_that_fails_ends_failed_with_its_error(
     assert "chunk 0" in run.error
     assert Payment.objects.get(pk=wrong.pk).amount == Decimal("9.00")  # rolled back
     assert worker.alive()
+
+
+SEED_PRIVATE = """
+from decimal import Decimal
+from billing.models import BillRun, Customer, Package
+home = Package.objects.create(name="Home", speed_mbps=20, price=Decimal("500.00"))
+Customer.objects.bulk_create(
+    Customer(name=f"P{n}", phone=f"0175{n:07d}", package=home) for n in range(120)
+)
+run = BillRun.objects.create(task_id="pg-down-run", billing_year=2030, billing_month="MAY",
+                             enqueued=True)
+print(run.pk)
+"""
+
+RUN_STATE = """
+from billing.models import BillRun, Payment
+run = BillRun.objects.get(task_id="pg-down-run")
+print(run.state, run.created_count, run.missing_count,
+      Payment.objects.filter(billing_month="MAY", billing_year=2030).count())
+"""
+
+
+def test_a_run_taken_while_postgresql_was_down_is_finished(
+    private_postgres, producer, queue, start_worker  # noqa: F811
+):
+    """The worker takes the run's message while its database is down: the run still ends
+    SUCCESS (the task retries; and the sweep hands it over again once it has been quiet)."""
+    def shell(code: str) -> str:
+        return private_postgres.manage(
+            "shell", "-c", code, CELERY_BROKER_URL=producer.broker_url,
+            CELERY_TASK_ALWAYS_EAGER="false", CELERY_QUEUE_PREFIX=f"{queue}.",
+            BILL_RUN_CHUNK_SIZE=str(CHUNK_SIZE),
+        ).strip().splitlines()[-1]  # after the shell's own notice of what it imported
+
+    run_id = int(shell(SEED_PRIVATE))
+    worker = start_worker(DATABASE_URL=private_postgres.url)
+    private_postgres.stop()
+    assert publish("bills.run_execute", args=[run_id], task_id="pg-down-run")
+    wait_until(lambda: "pg-down-run" in worker.output() and (
+        "OperationalError" in worker.output() or "Retry" in worker.output()),
+        timeout=60, watch=[worker], message="the worker to meet the database down")
+    private_postgres.start()
+    shell("from billing.bills import bill_runs_resume; print(bill_runs_resume(stale_seconds=0))")
+
+    state = poll(lambda: (s := shell(RUN_STATE)).startswith(("SUCCESS", "FAILED")) and s,
+                 timeout=120, interval=1)
+    assert state == "SUCCESS 120 0 120", (state, worker.tail())
