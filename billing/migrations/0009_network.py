@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0008_notices")]
+    dependencies = [("billing", "0007_runs")]
 
     operations = [
         migrations.AddField(
