@@ -65,6 +65,7 @@ def bench_settings(env: dict[str, str], database_url: str, redis_url: str,
         REDIS_URL=redis_url,
         SECRET_KEY="bench",
         DEBUG="false",
+        SECURE_SSL_REDIRECT="false",  # the benchmarks speak plain HTTP to the server
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
         **extra,

@@ -209,9 +209,22 @@ NINJA_PAGINATION_PER_PAGE = 20
 NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 1000
 
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+    # Production is HTTPS behind a proxy that terminates TLS and says so in this header
+    # ("HEADER,value"; empty: no proxy is trusted).
+    _proxy_header = env.list(
+        "SECURE_PROXY_SSL_HEADER", default=["HTTP_X_FORWARDED_PROTO", "https"]
+    )
+    if _proxy_header and len(_proxy_header) != 2:
+        raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER is "HEADER,value" or empty.')
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # The container's own health check speaks plain HTTP to the web process.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/?$"]
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 
 LOGGING = {
     "version": 1,

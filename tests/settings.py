@@ -34,6 +34,8 @@ os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 
 from core.settings import *  # noqa: E402,F403
 
+# The test client speaks plain HTTP (tests/core/test_security_settings.py checks the default).
+SECURE_SSL_REDIRECT = False
 # Hashing speed is not under test (the Basic-auth cache test counts checks instead).
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Per-process cache and database, so that test runs on one machine never meet.
