@@ -17,6 +17,8 @@ from auditlog.middleware import AuditlogMiddleware
 from auditlog.registry import auditlog
 from django.db.models import Q
 
+from core.errors import DATABASE_ERRORS, database_unavailable
+
 # Secrets are never copied into the trail.
 _CUSTOMER_SECRETS = ["password", "credentials"]
 
@@ -50,7 +52,12 @@ class AuditMiddleware(AuditlogMiddleware):
         set_cid(request)
         if correlation_id.get() is None:
             correlation_id.set(uuid.uuid4().hex)
-        with set_extra_data(context_data=self.get_extra_data(request)):
+        try:
+            # The actor is request.user: a session read, outside any view's error handling.
+            extra_data = self.get_extra_data(request)
+        except DATABASE_ERRORS as error:
+            return database_unavailable(request, error)
+        with set_extra_data(context_data=extra_data):
             return self.get_response(request)
 
 

@@ -227,12 +227,17 @@ def lock_customer_records(
 ) -> tuple[Customer, dict[int, Payment]]:
     """Lock a customer, then the given records of theirs, in ``LOCK_ORDER``. With
     ``live`` a voided (or unknown) record raises ``Payment.DoesNotExist``."""
+    # NO KEY UPDATE: writers of the customer's money still queue behind one another, but
+    # inserts that only reference the customer (a bill-run chunk's records and notices
+    # take KEY SHARE for their foreign key) are not held behind a money write.
     customer = (
-        Customer.objects.select_for_update(of=("self",))
+        Customer.objects.select_for_update(of=("self",), no_key=True)
         .select_related("package")
         .get(pk=customer_id)
     )
-    records = Payment.objects.select_for_update().filter(customer=customer, pk__in=payment_ids)
+    records = Payment.objects.select_for_update(no_key=True).filter(
+        customer=customer, pk__in=payment_ids
+    )
     if live:
         records = records.filter(voided_at__isnull=True)
     found = {payment.pk: payment for payment in records.order_by("pk")}
