@@ -64,7 +64,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from common import (
@@ -512,13 +511,11 @@ def measure_bill_run(args, months: Months, chunk_size: int, workdir: Path, rnd: 
                                                            last=Max("done_at"))
     recon = ReconciliationRun.objects.filter(
         trigger=f"BILL_RUN {month} {year}").values_list("created_at", flat=True).first()
-    busy = chunk_busy_seconds(started_wall)
     breakdown = {
         "queue_and_plan_s": run.started_at.timestamp() - started_wall,
         "chunks_s": chunks["last"].timestamp() - run.started_at.timestamp(),
         "first_chunk_done_s": chunks["first"].timestamp() - run.started_at.timestamp(),
         "health_check_s": run.finished_at.timestamp() - chunks["last"].timestamp(),
-        "chunk_task_busy_s": busy,
         "polled_s": polled,
     }
     problems = []
@@ -539,20 +536,6 @@ def measure_bill_run(args, months: Months, chunk_size: int, workdir: Path, rnd: 
                       "memory": sampler.mark, "sent_by_success": sent_by_then,
                       "reconciliation_started": recon is not None,
                       "month": f"{month} {year}"})
-
-
-def chunk_busy_seconds(since: float) -> float | None:
-    """Sum of the chunk tasks' run times (STARTED to done, from the result backend)."""
-    try:
-        from django_celery_results.models import TaskResult
-
-        rows = TaskResult.objects.filter(
-            task_name="bills.run_chunk",
-            date_done__gte=datetime.fromtimestamp(since).astimezone(),
-        ).values_list("date_created", "date_done")
-        return sum((done - created).total_seconds() for created, done in rows) or None
-    except Exception:
-        return None
 
 
 def measure_naive(args, months: Months, rnd: int, billable: int) -> Result:
@@ -774,11 +757,8 @@ def run(args) -> int:
                 mem = r.extra["memory"]["run"]
                 print(f"  {r.records:,} records + {r.notices:,} notices in {r.seconds:.2f} s "
                       f"= {fmt_rate(r.rate)} records/s ({r.extra['chunks']} chunks)")
-                busy = b["chunk_task_busy_s"]
                 print(f"  queue+plan {b['queue_and_plan_s']:.2f} s, chunks {b['chunks_s']:.2f} s "
-                      f"(first done after {b['first_chunk_done_s']:.2f} s; chunk tasks busy "
-                      f"{busy:.1f} s = {busy / b['chunks_s']:.2f} in parallel)" if busy else
-                      f"  queue+plan {b['queue_and_plan_s']:.2f} s, chunks {b['chunks_s']:.2f} s")
+                      f"(first done after {b['first_chunk_done_s']:.2f} s)")
                 print(f"  health check (then the run is SUCCESS) {b['health_check_s']:.2f} s; "
                       f"notices already sent/claimed by then: {r.extra['sent_by_success']:,}")
                 for p in mem["processes"]:
