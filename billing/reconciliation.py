@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from billing.ledger import apply_balance, carry_surplus
 from billing.models import ZERO, Payment, ReconciliationChunk, ReconciliationRun
-from billing.services import payment_settle
+from billing.services import lock_customer_records, payment_settle
 from core.queue import publish, publish_on_commit
 
 MAX_DISCREPANCIES_KEPT = 500
@@ -98,7 +98,8 @@ def _fix(payment_id: int) -> dict | None:
     """Settle one record from its ledger; what changed, or None when it already agreed
     (another delivery of the chunk fixed it first)."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        customer_id = Payment.objects.values_list("customer_id", flat=True).get(pk=payment_id)
+        payment = lock_customer_records(customer_id, [payment_id])[1][payment_id]
         before = {"amount": str(payment.amount), "paid": payment.paid}
         payment_settle(payment)
         after = {"amount": str(payment.amount), "paid": payment.paid}
