@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.urls import is_valid_path
 
 from core.errors import DATABASE_ERRORS, database_unavailable
+from core.throttling import address_credentials_wait, client_address
 
 API_PREFIX = "/api/"
 
@@ -106,3 +107,31 @@ def json_handler500(request):
     return HttpResponse(
         orjson.dumps({"detail": detail}), status=500, content_type="application/json"
     )
+
+
+THROTTLED_DETAIL = "Too many requests."  # ninja.errors.Throttled's own
+LOGIN_PATHS = frozenset({"/api/v1/users/login", "/api/v1/users/login/"})
+
+
+class LoginFloodMiddleware:
+    """A login from an address that has used up its failed credentials is 429 here,
+    before sessions, the audit trail and the body are read: a wrong-password flood from
+    one address then costs one cache read per request, and other clients keep their
+    speed (bench/login_flood.py). The same refusal the login service makes
+    (core.throttling); only its address half can be judged without the body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method == "POST" and request.path_info in LOGIN_PATHS:
+            wait = address_credentials_wait(client_address(request))
+            if wait:
+                response = HttpResponse(
+                    orjson.dumps({"detail": THROTTLED_DETAIL}),
+                    status=429,
+                    content_type="application/json",
+                )
+                response["Retry-After"] = str(wait)
+                return response
+        return self.get_response(request)

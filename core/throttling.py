@@ -29,8 +29,8 @@ from core.cache import CACHE_ERRORS, cache_get, cache_set
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AddressRateThrottle", "Throttled", "client_address", "credentials_check",
-           "credentials_failed"]
+__all__ = ["AddressRateThrottle", "Throttled", "address_credentials_wait", "client_address",
+           "credentials_check", "credentials_failed"]
 
 _PREFIX = "throttle:"
 # Longer than any password check; a slot left behind by a killed worker expires then.
@@ -106,6 +106,19 @@ def _windows(address: str, login: str) -> list[tuple[str, int, float]]:
     return found
 
 
+def _exhausted_wait(counts: list[tuple[int, int, float]]) -> int | None:
+    """Seconds until every window that has used up its failures is over, or None."""
+    waits = [left for count, limit, left in counts if count >= limit]
+    return math.ceil(max(waits)) if waits else None
+
+
+def address_credentials_wait(address: str) -> int | None:
+    """Seconds this address stays refused for failed credentials, or None; the address
+    half of ``credentials_check``, for refusing a flood before the request is parsed."""
+    key, limit, left = _windows(address, "")[0]
+    return _exhausted_wait([(cache_get(key) or 0, limit, left)])
+
+
 @contextmanager
 def credentials_check(*, address: str, login: str) -> Iterator[None]:
     """Around a credential check: Throttled (429) while this address or this login has
@@ -113,9 +126,9 @@ def credentials_check(*, address: str, login: str) -> Iterator[None]:
     has a check running; so a flood from one address holds at most one worker hashing
     instead of all of them at the start of each window."""
     counts = [(cache_get(key) or 0, limit, left) for key, limit, left in _windows(address, login)]
-    waits = [left for count, limit, left in counts if count >= limit]
-    if waits:
-        raise Throttled(wait=math.ceil(max(waits)))
+    wait = _exhausted_wait(counts)
+    if wait:
+        raise Throttled(wait=wait)
     if not counts[0][0]:  # no failure from this address: checks run side by side
         yield
         return

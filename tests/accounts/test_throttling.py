@@ -192,3 +192,17 @@ def test_an_address_that_failed_gets_one_check_at_a_time(make_user):
         assert_throttled(basic(user.phone))
         assert login(user.phone, address="10.0.0.2").status_code == 200
     assert login(user.phone).status_code == 200  # and the slot is free again
+
+
+def test_a_flooding_address_is_refused_before_its_login_is_read(
+    make_user, django_assert_num_queries
+):
+    """An address over its failures is refused by core.middleware.LoginFloodMiddleware,
+    before sessions, the audit trail and the body: a body that would be 400 is 429, and
+    nothing reaches the database."""
+    for n in range(PER_ADDRESS):
+        assert login(f"0170000{n:04d}", WRONG).status_code == 401
+    with django_assert_num_queries(0):
+        assert_throttled(ApiClient().post("/users/login", "{not json", REMOTE_ADDR="10.0.0.1"))
+        assert_throttled(ApiClient().post("/users/login/", {"phone": 1}, REMOTE_ADDR="10.0.0.1"))
+    assert login(make_user().phone, address="10.0.0.2").status_code == 200  # others go on
