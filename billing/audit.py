@@ -33,6 +33,8 @@ def register_models() -> None:
         Package,
         Payment,
         ReconciliationRun,
+        Router,
+        RouterRun,
     )
 
     auditlog.register(Customer, exclude_fields=["updated_at", *_CUSTOMER_SECRETS])
@@ -42,6 +44,12 @@ def register_models() -> None:
     auditlog.register(Package, exclude_fields=["updated_at"])
     auditlog.register(BillRun)
     auditlog.register(ReconciliationRun)
+    # Its outcome fields change on every sync: the trail keeps what staff set.
+    auditlog.register(Router, exclude_fields=[
+        "updated_at", "password", "last_sync_at", "last_sync_status", "last_error",
+        "consecutive_failures", "drift_count", "drift",
+    ])
+    auditlog.register(RouterRun, exclude_fields=["result", "last_progress_at"])
 
 
 class AuditMiddleware(AuditlogMiddleware):

@@ -9,8 +9,9 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from encrypted_fields.fields import EncryptedCharField
 
-from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, RouterKind, Status
 from core.listing import ordered_by
 from core.timeutils import FIRST_YEAR, LAST_YEAR
 from core.validators import validate_json_numbers
@@ -40,6 +41,10 @@ class Package(TimeStamped):
     price = money_field()
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    router_profile = models.CharField(
+        "PPPoE profile", max_length=64, blank=True, default="",
+        help_text="The router's PPPoE profile for this package's speed; blank: the package's name.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -54,6 +59,65 @@ class Package(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.speed_mbps} Mbps, {self.price})"
+
+    @property
+    def profile_name(self) -> str:
+        """The PPPoE profile its customers' secrets carry on every router."""
+        return self.router_profile or self.name
+
+
+class Router(TimeStamped):
+    """A router (NAS) whose customers' connections we enforce."""
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=RouterKind.choices,
+                            default=RouterKind.ROUTEROS_REST)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the protocol's own (REST 443/80, API 8729/8728)."
+    )
+    use_tls = models.BooleanField(default=True)
+    verify_tls = models.BooleanField(default=True)
+    username = models.CharField(max_length=100)
+    # Fernet, with a key derived from SECRET_KEY and SALT_KEY (both from the environment).
+    password = EncryptedCharField(max_length=200)
+    is_enabled = models.BooleanField(default=True)
+    calls_per_second = models.PositiveIntegerField(default=20)
+    timeout_seconds = models.FloatField(default=5.0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    # What its last sync found (kept up to date by billing.router_sync).
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_sync_status = models.CharField(max_length=10, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    drift_count = models.PositiveIntegerField(default=0)
+    drift = models.JSONField(
+        default=list, blank=True,
+        help_text="The last sync's drift: customers that differ, and unowned secrets.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [ordered_by("created_at", name="router_created_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"), condition=~Q(status=Status.REMOVED), name="router_name_unique_live"
+            ),
+            models.CheckConstraint(
+                condition=Q(calls_per_second__gte=1), name="router_calls_per_second_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout_seconds__gt=0) & Q(timeout_seconds__lte=120),
+                name="router_timeout_sane",
+            ),
+            models.CheckConstraint(
+                condition=Q(port__isnull=True) | (Q(port__gte=1) & Q(port__lte=65535)),
+                name="router_port_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Customer(TimeStamped):
@@ -89,6 +153,10 @@ class Customer(TimeStamped):
     network_confirmed_at = models.DateTimeField(null=True, blank=True)
     network_confirmed_active = models.BooleanField(null=True, blank=True)
     network_last_error = models.TextField(blank=True, default="")
+    router = models.ForeignKey(
+        Router, on_delete=models.PROTECT, null=True, blank=True, related_name="customers",
+        help_text="Where its connection is enforced; empty: nothing to enforce.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -253,6 +321,8 @@ class ConnectionChange(models.Model):
         PAYMENT = "PAYMENT"
         REMOVED = "REMOVED"
         AUTO_SUSPEND = "AUTO_SUSPEND"
+        PACKAGE = "PACKAGE"  # the package (its profile) changed
+        SYNC = "SYNC"  # a router sync found the router differing from the database
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="network_changes")
     enable = models.BooleanField()
@@ -433,6 +503,98 @@ class ReconciliationChunk(models.Model):
     def __str__(self) -> str:
         first, last = self.first_payment_id, self.last_payment_id
         return f"Chunk {self.number} of {self.run} (payments {first}-{last})"
+
+
+class RouterRun(models.Model):
+    """A sync (compare and repair) or an import of one router, with its lifecycle."""
+
+    State = RunState
+
+    class Kind(models.TextChoices):
+        SYNC = "SYNC"
+        IMPORT = "IMPORT"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task_id = models.CharField(max_length=64, unique=True)
+    router = models.ForeignKey(Router, on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    dry_run = models.BooleanField(default=False)
+    trigger = models.CharField(max_length=40, default="ON_DEMAND")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(
+        default=timezone.now, help_text="Its last step done (or its last hand-over by a sweep)."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [ordered_by("created_at", name="router_run_created_idx")]
+        constraints = [
+            # One live run of each kind per router: a second request joins the first.
+            models.UniqueConstraint(
+                fields=["router", "kind"],
+                condition=Q(state__in=[RunState.PENDING, RunState.RUNNING]),
+                name="router_run_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.router} ({self.state})"
+
+
+class RouterAction(models.Model):
+    """One thing done (or tried) at a router, with its outcome. Appended, never changed:
+    PostgreSQL refuses an UPDATE or DELETE of these rows (migration 0010)."""
+
+    class Action(models.TextChoices):
+        ENABLE = "ENABLE"
+        DISABLE = "DISABLE"
+        SET_PROFILE = "SET_PROFILE"
+        ADD_SECRET = "ADD_SECRET"
+        DROP_SESSION = "DROP_SESSION"
+        BLOCK = "BLOCK"  # the address put in the blocked list
+        UNBLOCK = "UNBLOCK"
+
+    class Outcome(models.TextChoices):
+        OK = "OK"
+        FAILED = "FAILED"
+
+    router = models.ForeignKey(Router, on_delete=models.PROTECT, related_name="actions")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="router_actions"
+    )
+    run = models.ForeignKey(
+        RouterRun, on_delete=models.PROTECT, null=True, blank=True, related_name="actions"
+    )
+    change = models.ForeignKey(
+        ConnectionChange, on_delete=models.PROTECT, null=True, blank=True, related_name="actions"
+    )
+    target = models.CharField(max_length=100, help_text="The secret's name or the address.")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    detail = models.JSONField(default=dict, blank=True, help_text="What it was and what it became.")
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["router", "-created_at", "-id"], name="router_action_router_idx"),
+            models.Index(fields=["customer", "-created_at", "-id"],
+                         name="router_action_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} at {self.router}: {self.outcome}"
 
 
 class Notification(models.Model):

@@ -65,3 +65,10 @@ class ConnectionType(models.TextChoices):
     DHCP = "DHCP"
     STATIC = "STATIC"
     PPPOE = "PPPoE"
+
+
+class RouterKind(models.TextChoices):
+    """How we talk to a router: RouterOS v7 REST, or the classic API (8728/8729)."""
+
+    ROUTEROS_REST = "ROUTEROS_REST"
+    ROUTEROS_API = "ROUTEROS_API"

@@ -235,7 +235,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# The router: "logging" (default) or "mikrotik" (RouterOS v7 REST API).
+# Routers are records (billing.Router); their passwords are encrypted with a key derived
+# from SECRET_KEY and this salt (django-fernet-encrypted-fields). Changing either makes the
+# stored passwords unreadable: rotate with SECRET_KEY_FALLBACKS or a list of salts.
+SALT_KEY = env.list("FIELD_ENCRYPTION_SALT", default=["isp-billing-router-passwords"])
+# The firewall address list holding blocked STATIC and DHCP customers' addresses.
+ROUTER_BLOCKED_ADDRESS_LIST = env.str("ROUTER_BLOCKED_ADDRESS_LIST", default="billing-blocked")
+
+# The single router of earlier versions: migration 0010 turns these into the router record
+# "default" and puts the PPPoE customers on it.
 NETWORK_BACKEND = env.str("NETWORK_BACKEND", default="logging")
 MIKROTIK_URL = env.str("MIKROTIK_URL", default="")
 MIKROTIK_USER = env.str("MIKROTIK_USER", default="")
