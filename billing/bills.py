@@ -259,6 +259,18 @@ def _bill_newcomers(run: BillRun) -> int:
     )
 
 
+def _fresh_statistics() -> None:
+    """The run has just written a month of records that autovacuum may not have analysed
+    yet (a first month: none at all). The close's anti-joins planned on such statistics
+    loop over the whole table once per customer: minutes at 200,000 customers, hours at
+    1,000,000. ANALYZE samples a fixed number of rows, well under a second."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for model in (Customer, Payment):
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def bill_run_finish(*, run_id: int) -> None:
     """Close the run: bill its newcomers, check its health, then reconcile the month."""
     with transaction.atomic():
@@ -266,6 +278,7 @@ def bill_run_finish(*, run_id: int) -> None:
         if run.state != BillRun.State.RUNNING or run.chunks_done < run.chunks_total:
             return
         judged_before = timezone.now()
+        _fresh_statistics()
         run.newcomer_count = _bill_newcomers(run)
         run.created_count += run.newcomer_count
         live = Payment.objects.filter(
