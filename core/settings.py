@@ -241,6 +241,10 @@ LOGGING = {
 SALT_KEY = env.list("FIELD_ENCRYPTION_SALT", default=["isp-billing-router-passwords"])
 # The firewall address list holding blocked STATIC and DHCP customers' addresses.
 ROUTER_BLOCKED_ADDRESS_LIST = env.str("ROUTER_BLOCKED_ADDRESS_LIST", default="billing-blocked")
+# A router sync or import works this many seconds per step, then hands the rest to its next
+# step (a short task each); a run with no progress for ROUTER_RUN_STALE_SECONDS is resumed.
+ROUTER_SYNC_BATCH_SECONDS = env.float("ROUTER_SYNC_BATCH_SECONDS", default=20.0)
+ROUTER_RUN_STALE_SECONDS = env.int("ROUTER_RUN_STALE_SECONDS", default=120)
 
 # The single router of earlier versions: migration 0010 turns these into the router record
 # "default" and puts the PPPoE customers on it.

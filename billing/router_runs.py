@@ -1,0 +1,107 @@
+"""Router runs (a sync or an import of one router): requested, carried out in short
+steps by the network queue, and resumed by a sweep when they stop making progress.
+
+One live run of each kind per router (a database constraint): a second request while
+one is PENDING or RUNNING gets that run back. Each step of a run is a delivery of its
+task (``network.router_sync`` or ``network.router_import``) that works for a bounded
+time, records its progress on the run and sends the next step; a step received twice,
+or after the run finished, does nothing more than a step would.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import Router, RouterRun
+from core.queue import publish, publish_on_commit
+
+TASKS = {RouterRun.Kind.SYNC: "network.router_sync", RouterRun.Kind.IMPORT: "network.router_import"}
+FINISHED = (RouterRun.State.SUCCESS, RouterRun.State.FAILED)
+LIVE = (RouterRun.State.PENDING, RouterRun.State.RUNNING)
+
+
+def router_run_request(
+    *, router: Router, kind: str, requested_by: User | None, trigger: str = "ON_DEMAND",
+    dry_run: bool = False,
+) -> RouterRun:
+    """The router's live run of this kind, or a new one handed to the network queue after
+    commit. An import asked with another ``dry_run`` than the live one's waits for it:
+    the caller gets the live run."""
+    live = RouterRun.objects.filter(router=router, kind=kind, state__in=LIVE).first()
+    if live is not None:
+        return live
+    try:
+        with transaction.atomic():
+            run = RouterRun.objects.create(
+                router=router, kind=kind, dry_run=dry_run, trigger=trigger,
+                requested_by=requested_by, task_id=str(uuid.uuid4()),
+            )
+    except IntegrityError:
+        # Another request made it between the look and the insert.
+        return RouterRun.objects.get(router=router, kind=kind, state__in=LIVE)
+    publish_on_commit(TASKS[kind], args=[run.pk], task_id=run.task_id)
+    return run
+
+
+def router_run_start(run_id: int) -> RouterRun | None:
+    """Mark the run RUNNING on its first step; None when it has finished already."""
+    with transaction.atomic():
+        run = RouterRun.objects.select_for_update().select_related("router").get(pk=run_id)
+        if run.state in FINISHED:
+            return None
+        if run.state == RouterRun.State.PENDING:
+            run.state = RouterRun.State.RUNNING
+            run.started_at = run.last_progress_at = timezone.now()
+            run.save(update_fields=["state", "started_at", "last_progress_at"])
+        return run
+
+
+def router_run_progress(run: RouterRun, result: dict) -> None:
+    """Keep what the run has done so far, and hand its next step to the queue."""
+    RouterRun.objects.filter(pk=run.pk, state=RouterRun.State.RUNNING).update(
+        result=result, last_progress_at=timezone.now()
+    )
+    publish_on_commit(TASKS[run.kind], args=[run.pk], task_id=run.task_id)
+
+
+def router_run_finish(run: RouterRun, result: dict) -> None:
+    now = timezone.now()
+    RouterRun.objects.filter(pk=run.pk, state=RouterRun.State.RUNNING).update(
+        state=RouterRun.State.SUCCESS, result=result, finished_at=now, last_progress_at=now
+    )
+
+
+def router_run_fail(*, run_id: int, error: str) -> None:
+    RouterRun.objects.filter(pk=run_id).exclude(state__in=FINISHED).update(
+        state=RouterRun.State.FAILED, error=error, finished_at=timezone.now()
+    )
+
+
+def router_runs_resume(*, stale_seconds: int | None = None) -> int:
+    """Hand over again every run (sync or import) with no progress for
+    ``ROUTER_RUN_STALE_SECONDS``, whatever happened to its message."""
+    if stale_seconds is None:
+        stale_seconds = settings.ROUTER_RUN_STALE_SECONDS
+    sent = 0
+    for pk, kind, task_id in RouterRun.objects.stalled(stale_seconds).values_list(
+        "pk", "kind", "task_id"
+    ):
+        # The hand-over counts as progress: the next sweep gives it a full period.
+        RouterRun.objects.filter(pk=pk).update(last_progress_at=timezone.now())
+        sent += publish(TASKS[kind], args=[pk], task_id=task_id)
+    return sent
+
+
+def router_run_result(run: RouterRun) -> dict:
+    return {
+        "run_uid": str(run.uid),
+        "router_uid": str(run.router.uid),
+        "kind": run.kind,
+        "dry_run": run.dry_run,
+        "state": run.state,
+        **run.result,
+        "error": run.error,
+    }
