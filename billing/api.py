@@ -3,7 +3,10 @@ from uuid import UUID
 from ninja import Body, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
-from billing import bills, selectors, services
+from billing import bills, router_runs, selectors, services
+from billing import routers as router_services
+from billing.models import Router as RouterModel
+from billing.models import RouterRun
 from billing.schemas import (
     BillGenerateAccepted,
     BillGenerateIn,
@@ -19,11 +22,16 @@ from billing.schemas import (
     PaymentIn,
     PaymentList,
     PaymentUpdate,
+    RouterDetail,
+    RouterDrift,
+    RouterImportIn,
+    RouterWrite,
+    RunAccepted,
     StatusToggleIn,
     TaskAccepted,
     TaskStatus,
 )
-from core.enums import BillingMonth, PaymentMethod
+from core.enums import BillingMonth, PaymentMethod, UserKind
 from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
 from core.schemas import BillingYear, DbInt
@@ -33,6 +41,7 @@ customers = Router(tags=["customers"])
 payments = Router(tags=["payments"])
 dashboard = Router(tags=["dashboard"])
 tasks = Router(tags=["tasks"])
+routers = Router(tags=["routers"])
 
 
 # Packages --------------------------------------------------------------------
@@ -339,3 +348,91 @@ def dashboard_view(request):
 def task_status(request, task_id: str):
     require(request.auth, "tasks.read")
     return selectors.task_status(task_id)
+
+
+# Routers ---------------------------------------------------------------------
+
+ROUTER_ORDERING = {
+    "created_at": "created_at",
+    "name": "name",
+    "drift_count": "drift_count",
+    "last_sync_at": "last_sync_at",
+    "customer_count": "customer_count",
+}
+
+
+def _require_router_admin(user) -> None:
+    # A customer is not told that routers exist (404, as for another customer's record).
+    if user.kind == UserKind.CUSTOMER:
+        raise RouterModel.DoesNotExist()
+    require(user, "routers.manage")
+
+
+@routers.get("", response=list[RouterDetail])
+@paginate
+def router_list(request, params: Query[ListParams]):
+    _require_router_admin(request.auth)
+    found = search_filter(selectors.router_list(), params.search, ("name", "host"))
+    return ordering_apply(found, params.ordering, ROUTER_ORDERING)
+
+
+@routers.post("", response={201: RouterDetail})
+def router_create(request, payload: RouterWrite):
+    _require_router_admin(request.auth)
+    router = router_services.router_save(data=payload.dict(), actor=request.auth)
+    return Status(201, selectors.router_list().get(pk=router.pk))
+
+
+@routers.get("/{uid}", response=RouterDetail)
+def router_detail(request, uid: UUID):
+    _require_router_admin(request.auth)
+    return selectors.router_list().get(uid=uid)
+
+
+@routers.put("/{uid}", response=RouterDetail)
+def router_update(request, uid: UUID, payload: RouterWrite):
+    _require_router_admin(request.auth)
+    router = router_services.router_save(
+        router=selectors.router_list().get(uid=uid), data=payload.dict(exclude_unset=True),
+        actor=request.auth,
+    )
+    return selectors.router_list().get(pk=router.pk)
+
+
+@routers.delete("/{uid}", response={204: None})
+def router_delete(request, uid: UUID):
+    _require_router_admin(request.auth)
+    router_services.router_remove(router=selectors.router_list().get(uid=uid), actor=request.auth)
+    return Status(204, None)
+
+
+@routers.get("/{uid}/drift", response=RouterDrift)
+def router_drift(request, uid: UUID):
+    _require_router_admin(request.auth)
+    return selectors.router_list().get(uid=uid)
+
+
+@routers.post("/{uid}/sync", response={202: RunAccepted})
+def router_sync(request, uid: UUID):
+    _require_router_admin(request.auth)
+    router = selectors.router_list().get(uid=uid)
+    router_services.router_runnable(router)
+    run = router_runs.router_run_request(
+        router=router, kind=RouterRun.Kind.SYNC, requested_by=request.auth
+    )
+    return Status(202, {"task_id": run.task_id})
+
+
+@routers.post("/{uid}/import", response={202: RunAccepted})
+def router_import(
+    request, uid: UUID,
+    payload: RouterImportIn | None = Body(None),  # noqa: B008 (ninja's way to declare it)
+):
+    _require_router_admin(request.auth)
+    router = selectors.router_list().get(uid=uid)
+    router_services.router_runnable(router)
+    run = router_runs.router_run_request(
+        router=router, kind=RouterRun.Kind.IMPORT, requested_by=request.auth,
+        dry_run=payload.dry_run if payload else True,
+    )
+    return Status(202, {"task_id": run.task_id})

@@ -11,7 +11,7 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
-from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, RouterKind, Status
 from core.schemas import (
     BillingYear,
     DbInt,
@@ -26,6 +26,8 @@ from core.timeutils import FIRST_YEAR, LAST_YEAR, start_of_business_day
 from core.validators import validate_json_numbers
 
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$")
+_HOSTNAME = re.compile(r"^(?=.{1,255}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 
 # Free text: room for any real note, never megabytes in a row.
 DESCRIPTION_MAX_LENGTH = 1000
@@ -86,6 +88,7 @@ class PackageBase(OutSchema):
 
 class PackageList(PackageBase):
     customer_count: int = 0
+    router_profile: str = ""
 
 
 class PackageDetail(PackageList):
@@ -98,6 +101,88 @@ class PackageWrite(Schema):
     speed_mbps: Annotated[int, NotABool] = Field(..., ge=1, le=1_000_000)
     price: MoneyIn = Field(..., ge=0)
     description: str = Field("", max_length=DESCRIPTION_MAX_LENGTH)
+    router_profile: str = Field("", max_length=64)
+
+    @field_validator("router_profile")
+    @classmethod
+    def _strip_profile(cls, value: str) -> str:
+        return value.strip()
+
+
+# Routers ---------------------------------------------------------------------
+
+
+class RouterRef(OutSchema):
+    id: int
+    uid: UUID
+    name: str
+
+
+class RouterDetail(RouterRef):
+    kind: RouterKind
+    host: str
+    port: int | None
+    use_tls: bool
+    verify_tls: bool
+    username: str
+    is_enabled: bool
+    calls_per_second: int
+    timeout_seconds: float
+    last_sync_at: LocalDateTime | None
+    last_sync_status: str
+    last_error: str
+    drift_count: int
+    customer_count: int = 0
+    created_at: LocalDateTime
+    updated_at: LocalDateTime
+
+
+class RouterWrite(Schema):
+    """``password`` is write-only: required on create, kept when an update leaves it out."""
+
+    name: str = Field(..., min_length=1, max_length=100)
+    kind: RouterKind = RouterKind.ROUTEROS_REST
+    host: str = Field(..., min_length=1, max_length=255)
+    port: Annotated[int, NotABool] | None = Field(None, ge=1, le=65535)
+    use_tls: bool = True
+    verify_tls: bool = True
+    username: str = Field(..., min_length=1, max_length=100)
+    password: str | None = Field(None, max_length=200)
+    is_enabled: bool = True
+    calls_per_second: Annotated[int, NotABool] = Field(20, ge=1, le=1000)
+    timeout_seconds: float = Field(5.0, gt=0, le=120)
+
+    @field_validator("name", "host", "username")
+    @classmethod
+    def _stripped_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("This field may not be blank.")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOSTNAME.match(value):
+                raise ValueError("Enter a valid host name or IP address.") from None
+        return value
+
+
+class RouterDrift(Schema):
+    drift_count: int
+    drift: list[dict[str, Any]]
+    last_sync_at: LocalDateTime | None
+
+
+class RouterImportIn(Schema):
+    dry_run: bool = True
+
+
+class RunAccepted(Schema):
+    task_id: str
 
 
 # Customers -------------------------------------------------------------------
@@ -126,6 +211,7 @@ class CustomerList(CustomerBase):
     credentials: dict[str, Any]
     status: Status
     balance: Money
+    router: RouterRef | None = None
 
 
 class CustomerDetail(CustomerList):
@@ -141,6 +227,7 @@ class CustomerWrite(Schema):
     is_free: bool = False
     package_id: RecordId
     user_id: RecordId | None = None
+    router_id: RecordId | None = None
     connection_start_date: date | None = None
     is_active: bool = True
     ip_address: str = Field("", max_length=45)

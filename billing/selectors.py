@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from accounts.models import User
-from billing.models import ZERO, Customer, Package, Payment
+from billing.models import ZERO, Customer, Package, Payment, Router
 from core.cache import cache_get, cache_set
 from core.enums import PaymentMethod, Status, UserKind
 from core.listing import nested_values
@@ -23,9 +23,18 @@ def package_list() -> QuerySet[Package]:
     )
 
 
+def router_list() -> QuerySet[Router]:
+    """Routers not REMOVED, with how many customers not REMOVED are on each."""
+    return (
+        Router.objects.exclude(status=Status.REMOVED)
+        .annotate(customer_count=Count("customers", filter=~Q(customers__status=Status.REMOVED)))
+        .order_by(*Router._meta.ordering)
+    )
+
+
 def customer_list(*, viewer: User) -> QuerySet[Customer]:
     """Customers not REMOVED that ``viewer`` may see: a CUSTOMER sees only their own."""
-    customers = Customer.objects.exclude(status=Status.REMOVED).select_related("package")
+    customers = Customer.objects.exclude(status=Status.REMOVED).select_related("package", "router")
     if viewer.kind == UserKind.CUSTOMER:
         customers = customers.filter(user=viewer)
     return customers
@@ -37,6 +46,7 @@ _CUSTOMER_PAGE_FIELDS = (
     "connection_start_date", "is_active", "ip_address", "mac_address", "username", "password",
     "connection_type", "credentials", "status", "balance",
     *(f"package__{name}" for name in ("id", "uid", "name", "speed_mbps", "price", "description")),
+    "router__id", "router__uid", "router__name",
 )
 
 
@@ -147,8 +157,9 @@ def task_status(task_id: str) -> dict:
     from django_celery_results.models import TaskResult
 
     from billing.bills import bill_run_progress, bill_run_result
-    from billing.models import BillRun, ConnectionChange, ReconciliationRun
+    from billing.models import BillRun, ConnectionChange, ReconciliationRun, RouterRun
     from billing.reconciliation import reconciliation_progress, reconciliation_result
+    from billing.router_runs import router_run_result
 
     run = BillRun.objects.filter(task_id=task_id).first()
     if run is not None:
@@ -165,6 +176,14 @@ def task_status(task_id: str) -> dict:
             "status": _celery_state(reconciliation.state, True),
             "result": reconciliation_result(reconciliation),
             "progress": reconciliation_progress(reconciliation),
+        }
+    router_run = RouterRun.objects.select_related("router").filter(task_id=task_id).first()
+    if router_run is not None:
+        return {
+            "task_id": task_id,
+            "status": _celery_state(router_run.state, router_run.started_at),
+            "result": router_run_result(router_run),
+            "progress": None,
         }
     change = ConnectionChange.objects.filter(task_id=task_id).first()
     if change is not None:

@@ -23,8 +23,11 @@ from billing.models import (
     Notification,
     Package,
     Payment,
+    Router,
+    RouterRun,
 )
 from billing.notifications import notify
+from billing.router_runs import router_run_request
 from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, UserKind
 from core.errors import NON_FIELD_ERRORS, FieldErrors, field_error
 from core.timeutils import business_month
@@ -44,14 +47,28 @@ def package_save(*, package: Package | None = None, data: dict[str, Any]) -> Pac
     package = package or Package()
     if _package_name_taken(data["name"], exclude=package if package.pk else None):
         raise field_error("name", "A package with this name already exists.")
+    profile_before = package.profile_name if package.pk else None
     for name, value in data.items():
         setattr(package, name, value)
     try:
         with transaction.atomic():
             package.save()
+            if profile_before is not None and package.profile_name != profile_before:
+                _sync_routers_of(package)
     except IntegrityError as error:
         raise field_error("name", "A package with this name already exists.") from error
     return package
+
+
+def _sync_routers_of(package: Package) -> None:
+    """A new profile for a package's customers: each of their routers syncs (one run
+    for all, instead of a change per customer)."""
+    routers = Router.objects.filter(
+        is_enabled=True, customers__package=package,
+    ).exclude(status=Status.REMOVED).exclude(customers__status=Status.REMOVED).distinct()
+    for router in routers:
+        router_run_request(router=router, kind=RouterRun.Kind.SYNC, requested_by=None,
+                           trigger="PACKAGE")
 
 
 def package_remove(*, package: Package) -> None:
@@ -119,6 +136,8 @@ def customer_save(
     package = package.first()
     link_user = "user_id" in data
     user_id = data.pop("user_id", None)
+    move_router = "router_id" in data
+    router_id = data.pop("router_id", None)
 
     with acting(actor), transaction.atomic():
         if customer is None:
@@ -127,11 +146,17 @@ def customer_save(
         else:
             customer = Customer.objects.select_for_update().get(pk=customer.pk)
             was_active = customer.is_active
+        enforced_before = (customer.package_id, customer.router_id) if customer.pk else None
         for name, value in data.items():
             setattr(customer, name, value)
         errors = _customer_errors(customer)
         if package is None:
             errors["package_id"] = "Invalid package: it does not exist."
+        if move_router:
+            router = Router.objects.exclude(status=Status.REMOVED).filter(pk=router_id).first()
+            if router_id is not None and router is None:
+                errors["router_id"] = "Invalid router: it does not exist."
+            customer.router = router
         if errors:
             raise FieldErrors(errors)
         previous_user = customer.user if customer.pk else None
@@ -162,6 +187,14 @@ def customer_save(
                 customer=customer,
                 enable=customer.is_active,
                 reason=ConnectionChange.Reason.UPDATE,
+                requested_by=actor,
+            )
+        elif enforced_before not in (None, (customer.package_id, customer.router_id)):
+            # Another profile, or another router to carry the connection out on.
+            connection_change_request(
+                customer=customer,
+                enable=customer.is_active,
+                reason=ConnectionChange.Reason.PACKAGE,
                 requested_by=actor,
             )
     return customer

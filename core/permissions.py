@@ -30,6 +30,7 @@ ROLES: dict[str, set[str]] = {
     "bills.generate": _MANAGERS,
     "tasks.read": _MANAGERS,
     "dashboard.read": _STAFF,
+    "routers.manage": _ADMINS,
 }
 
 # The kinds of user each kind may create, change or delete.

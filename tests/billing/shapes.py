@@ -8,13 +8,14 @@ USER_LIST_KEYS = USER_LITE_KEYS | {"gender", "kind", "image"}
 PAGE_KEYS = {"count", "next", "previous", "results"}
 
 PACKAGE_BASE_KEYS = {"id", "uid", "name", "speed_mbps", "price", "description"}
-PACKAGE_LIST_KEYS = PACKAGE_BASE_KEYS | {"customer_count"}
-PACKAGE_DETAIL_KEYS = PACKAGE_BASE_KEYS | {"created_at", "updated_at", "customer_count"}
+# *extra*: the router profile of the package's customers
+PACKAGE_LIST_KEYS = PACKAGE_BASE_KEYS | {"customer_count", "router_profile"}
+PACKAGE_DETAIL_KEYS = PACKAGE_LIST_KEYS | {"created_at", "updated_at"}
 
 CUSTOMER_BASE_KEYS = {"id", "uid", "name", "email", "phone", "address", "nid", "is_free"}
 CUSTOMER_LIST_KEYS = CUSTOMER_BASE_KEYS | {
     "package", "connection_start_date", "is_active", "ip_address", "mac_address",
-    "username", "password", "connection_type", "credentials", "status", "balance",
+    "username", "password", "connection_type", "credentials", "status", "balance", "router",
 }
 CUSTOMER_DETAIL_KEYS = CUSTOMER_LIST_KEYS | {"user"}
 
