@@ -11,8 +11,8 @@ lease on the customer's changes, ``applying_until``) and reads what to apply, th
 router is called with no transaction open, and a second short transaction records
 the outcome. A customer's newer change waits for the lease of an older one, which
 hands over to it when done, so an older change never lands after a newer one; and
-each attempt applies the customer's ``is_active`` as of its start, not the value the
-change was made with.
+each attempt applies the customer's target (``billing.enforcement``) as of its start,
+not the value the change was made with.
 """
 
 import uuid
@@ -25,8 +25,17 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import User
-from billing.models import ConnectionChange, Customer
-from core.enums import ConnectionType
+from billing.enforcement import (
+    Observed,
+    Target,
+    apply_steps,
+    observe,
+    steps_needed,
+    target_of,
+)
+from billing.models import ConnectionChange, Customer, Router
+from billing.routeros import NetworkError, RouterClient, RouterError, router_client
+from core.enums import Status
 from core.queue import publish, publish_on_commit
 
 APPLY_TASK = "network.connection_change_apply"
@@ -46,10 +55,12 @@ class Delivery:
 
 
 def connection_change_request(
-    *, customer: Customer, enable: bool, reason: str, requested_by: User | None
+    *, customer: Customer, enable: bool, reason: str, requested_by: User | None,
+    send: bool = True,
 ) -> ConnectionChange:
-    """Record a change of the connection and hand it to the network task after commit.
-    Older unconfirmed changes of the customer are superseded by this one."""
+    """Record a change of the connection and hand it to the network task after commit
+    (``send=False``: the caller makes its first attempt itself). Older unconfirmed
+    changes of the customer are superseded by this one."""
     ConnectionChange.objects.filter(
         customer=customer, confirmed_at__isnull=True, superseded=False
     ).update(superseded=True)
@@ -60,7 +71,8 @@ def connection_change_request(
         requested_by=requested_by,
         task_id=str(uuid.uuid4()),
     )
-    publish_on_commit(APPLY_TASK, args=[change.pk], task_id=change.task_id)
+    if send:
+        publish_on_commit(APPLY_TASK, args=[change.pk], task_id=change.task_id)
     return change
 
 
@@ -70,23 +82,45 @@ def retry_delay(attempts: int) -> float:
     return min(settings.NETWORK_RETRY_MAX_SECONDS, base * 2 ** max(attempts - 1, 0))
 
 
-def connection_change_attempt(*, change_id: int, scheduled: bool) -> Delivery:
+def connection_change_attempt(
+    *, change_id: int, scheduled: bool, client: RouterClient | None = None,
+    run_id: int | None = None, observed: Observed | None = None,
+) -> Delivery:
     """Carry a change out on the router once. ``scheduled``: a delivery of the change's
     chain, which runs only when the change is due. A delivery that finds another of the
-    customer's changes at the router leaves it to hand over when it is done."""
+    customer's changes at the router leaves it to hand over when it is done. ``client``:
+    a connection to the customer's router to use (a sync's), else one is opened;
+    ``observed``: what a listing of the router just saw, instead of reading it again."""
     claimed = _claim(change_id, scheduled=scheduled)
     if isinstance(claimed, Delivery):
         return claimed
-    lease, username, enabled = claimed
+    lease, router, target = claimed
     error = None
-    if username:
-        from billing.network import NetworkError, network_backend
-
+    if router is not None and target is not None:
         try:
-            network_backend().set_enabled(username=username, enabled=enabled)
+            _enforce(router, target, change_id=change_id, client=client, run_id=run_id,
+                     observed=observed)
         except NetworkError as failure:
             error = failure
-    return _finish(change_id, lease=lease, enabled=enabled, error=error)
+    return _finish(change_id, lease=lease, target=target, error=error)
+
+
+def _enforce(
+    router: Router, target: Target, *, change_id: int, client: RouterClient | None,
+    run_id: int | None, observed: Observed | None,
+) -> None:
+    if not router.is_enabled or router.status == Status.REMOVED:
+        raise RouterError(f"router {router.name} is switched off in billing")
+    own = client is None
+    if own:
+        client = router_client(router, deadline=settings.NETWORK_ATTEMPT_SECONDS)
+    try:
+        steps = steps_needed(target, observed or observe(client, target))
+        apply_steps(client, router_id=router.pk, target=target, steps=steps,
+                    change_id=change_id, run_id=run_id)
+    finally:
+        if own:
+            client.close()
 
 
 def connection_change_apply_now(*, change_id: int) -> bool:
@@ -100,16 +134,20 @@ def connection_change_apply_now(*, change_id: int) -> bool:
     return delivery.done
 
 
-def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[datetime, str, bool]:
-    """The attempt's lease (its end) and what it applies (the username, or "" when the
-    router has nothing to switch, and ``is_active``), or the Delivery when it has
-    nothing to do."""
+def _claim(
+    change_id: int, *, scheduled: bool
+) -> Delivery | tuple[datetime, Router | None, Target | None]:
+    """The attempt's lease (its end), the customer's router and what it applies there
+    (None: nothing to enforce), or the Delivery when it has nothing to do."""
     with transaction.atomic():
         customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
             pk=change_id
         )
         # Held for this transaction only: the customer's claims and outcomes queue here.
-        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        customer = (
+            Customer.objects.select_for_update(of=("self",))
+            .select_related("package", "router").get(pk=customer_id)
+        )
         change = ConnectionChange.objects.get(pk=change_id)
         if change.confirmed_at or change.superseded:
             return Delivery(done=True)
@@ -133,12 +171,11 @@ def _claim(change_id: int, *, scheduled: bool) -> Delivery | tuple[datetime, str
         # Overdue once the lease is over: a worker killed at the router leaves it to the sweep.
         change.next_attempt_at = change.applying_until
         change.save(update_fields=["attempts", "applying_until", "next_attempt_at"])
-        has_secret = customer.connection_type == ConnectionType.PPPOE and customer.username
-        return change.applying_until, customer.username if has_secret else "", customer.is_active
+        return change.applying_until, customer.router, target_of(customer)
 
 
 def _finish(
-    change_id: int, *, lease: datetime, enabled: bool, error: Exception | None
+    change_id: int, *, lease: datetime, target: Target | None, error: Exception | None
 ) -> Delivery:
     """Record an attempt's outcome and end its lease; a superseded change hands over to
     the customer's current one, which may have waited for this attempt."""
@@ -146,7 +183,10 @@ def _finish(
         customer_id = ConnectionChange.objects.values_list("customer_id", flat=True).get(
             pk=change_id
         )
-        customer = Customer.objects.select_for_update().get(pk=customer_id)
+        customer = (
+            Customer.objects.select_for_update(of=("self",))
+            .select_related("package").get(pk=customer_id)
+        )
         change = ConnectionChange.objects.get(pk=change_id)
         if change.applying_until != lease:
             # This attempt outlived its lease and another one took the change over.
@@ -168,7 +208,7 @@ def _finish(
             change.next_attempt_at = now + timedelta(seconds=delay)
             change.save(update_fields=[*fields, "next_attempt_at"])
             return Delivery(done=False, retry_in=delay, error=error)
-        if customer.is_active != enabled:
+        if target_of(customer) != target:
             # Changed while at the router without a newer change: apply it again now.
             change.next_attempt_at = now
             change.save(update_fields=[*fields, "next_attempt_at"])
@@ -178,7 +218,8 @@ def _finish(
         change.next_attempt_at = None
         change.save(update_fields=[*fields, "confirmed_at", "last_error", "next_attempt_at"])
         Customer.objects.filter(pk=customer_id).update(
-            network_confirmed_at=now, network_confirmed_active=enabled, network_last_error=""
+            network_confirmed_at=now, network_confirmed_active=customer.is_active,
+            network_last_error="",
         )
         return Delivery(done=True)
 

@@ -21,6 +21,7 @@ from core.queue import publish, publish_on_commit
 TASKS = {RouterRun.Kind.SYNC: "network.router_sync", RouterRun.Kind.IMPORT: "network.router_import"}
 FINISHED = (RouterRun.State.SUCCESS, RouterRun.State.FAILED)
 LIVE = (RouterRun.State.PENDING, RouterRun.State.RUNNING)
+INTERNAL_KEYS = {"pending", "surveyed_at"}
 
 
 def router_run_request(
@@ -102,6 +103,7 @@ def router_run_result(run: RouterRun) -> dict:
         "kind": run.kind,
         "dry_run": run.dry_run,
         "state": run.state,
-        **run.result,
+        # A run not done keeps its work list in its result: not the caller's business.
+        **{key: value for key, value in run.result.items() if key not in INTERNAL_KEYS},
         "error": run.error,
     }

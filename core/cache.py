@@ -71,3 +71,19 @@ def cache_delete(key: str) -> None:
         backend.delete(key)
     except CACHE_ERRORS as error:
         _failed(backend, "delete", key, error)
+
+
+def cache_incr(key: str, timeout: float) -> int | None:
+    """Add one to the counter ``key`` (made with ``timeout`` when missing) and return it;
+    None when the cache is down."""
+    backend = _available()
+    if backend is None:
+        return None
+    try:
+        backend.add(key, 0, timeout)
+        return backend.incr(key)
+    except ValueError:  # expired between the add and the incr
+        return cache_incr(key, timeout)
+    except CACHE_ERRORS as error:
+        _failed(backend, "incr", key, error)
+        return None

@@ -1,12 +1,17 @@
-"""Carry a connection change out on the router, retrying while it does not answer.
+"""The network queue: connection changes carried out on routers (retrying while a router
+does not answer), router syncs and imports, and their sweeps.
 
 The change's state lives in its ConnectionChange row (results are not stored); the
 row also says when the next attempt is due, so a duplicate delivery does nothing."""
 
 from celery import shared_task
 
+from billing import router_runs
 from billing.connections import connection_change_attempt
-from tasks.base import RETRY_TRANSIENT
+from billing.router_import import router_import_step
+from billing.router_sync import router_sync_step
+from billing.router_sync import routers_sync_all as router_sync_all_request
+from tasks.base import RETRY_TRANSIENT, ROW_STATE, failing_run
 
 
 @shared_task(
@@ -29,3 +34,25 @@ def connection_changes_resend() -> int:
     from billing.connections import connection_changes_resend as resend
 
     return resend()
+
+
+@shared_task(name="network.router_sync", **ROW_STATE)
+def router_sync(run_id: int) -> None:
+    with failing_run(lambda error: router_runs.router_run_fail(run_id=run_id, error=error)):
+        router_sync_step(run_id=run_id)
+
+
+@shared_task(name="network.router_import", **ROW_STATE)
+def router_import(run_id: int) -> None:
+    with failing_run(lambda error: router_runs.router_run_fail(run_id=run_id, error=error)):
+        router_import_step(run_id=run_id)
+
+
+@shared_task(name="network.routers_sync_all", **ROW_STATE)
+def routers_sync_all() -> int:
+    return router_sync_all_request()
+
+
+@shared_task(name="network.router_runs_resume", **ROW_STATE)
+def router_runs_resume() -> int:
+    return router_runs.router_runs_resume()
