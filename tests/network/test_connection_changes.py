@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from billing.connections import connection_change_apply_now, connection_changes_resend
-from billing.models import ConnectionChange, Customer
+from billing.models import ConnectionChange, Customer, Router
 from billing.services import customer_status_set, payment_record
 from core.enums import PaymentMethod, UserKind
 from tests.factories import UserFactory
@@ -22,15 +22,17 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin(client_as, mikrotik_settings):
+def admin(client_as, router_in_billing):
     client, _user = client_as(UserKind.ADMIN)
     return client
 
 
 @pytest.fixture
-def customer(admin, router):
-    """A PPPoE customer created through the API, with a secret and a live session."""
-    package = admin.post("/packages", {"name": "Home 20", "speed_mbps": 20, "price": "500.00"})
+def customer(admin, router, router_in_billing):
+    """A PPPoE customer created through the API on the fake router, with a secret (of
+    the package's profile) and a live session."""
+    package = admin.post("/packages", {"name": "Home 20", "speed_mbps": 20, "price": "500.00",
+                                       "router_profile": "default"})
     assert package.status_code == 201, package.content
     created = admin.post(
         "/customers",
@@ -41,6 +43,7 @@ def customer(admin, router):
             "connection_type": "PPPoE",
             "username": "alice",
             "password": "pppoe-pass",
+            "router_id": router_in_billing.pk,
         },
     )
     assert created.status_code == 201, created.content
@@ -183,7 +186,7 @@ def test_router_failing_leaves_the_change_unconfirmed_until_applied_again(
 
 def test_apply_now_raises_and_records_when_the_router_still_fails(admin, customer, router):
     from billing.connections import connection_change_request
-    from billing.network import NetworkError
+    from billing.routeros import NetworkError
 
     change = connection_change_request(
         customer=customer, enable=False, reason=ConnectionChange.Reason.TOGGLE, requested_by=None
@@ -200,9 +203,9 @@ def test_apply_now_raises_and_records_when_the_router_still_fails(admin, custome
 
 
 def test_wrong_router_password_is_recorded(
-    admin, customer, router, settings, django_capture_on_commit_callbacks
+    admin, customer, router, router_in_billing, django_capture_on_commit_callbacks
 ):
-    settings.MIKROTIK_PASSWORD = "not-the-password"
+    Router.objects.filter(pk=router_in_billing.pk).update(password="not-the-password")
 
     response, _ = toggle(admin, django_capture_on_commit_callbacks, "alice", False)
 
@@ -214,9 +217,9 @@ def test_wrong_router_password_is_recorded(
 
 
 def test_router_slower_than_the_timeout_is_recorded(
-    admin, customer, router, settings, django_capture_on_commit_callbacks
+    admin, customer, router, router_in_billing, django_capture_on_commit_callbacks
 ):
-    settings.MIKROTIK_TIMEOUT_SECONDS = 0.2
+    Router.objects.filter(pk=router_in_billing.pk).update(timeout_seconds=0.2)
     router.delay = 2.0
 
     response, _ = toggle(admin, django_capture_on_commit_callbacks, "alice", False)
@@ -224,7 +227,7 @@ def test_router_slower_than_the_timeout_is_recorded(
     assert response.status_code == 200
     change = ConnectionChange.objects.get(customer=customer)
     assert change.confirmed_at is None
-    assert "unreachable" in change.last_error or "timed out" in change.last_error.lower()
+    assert "too slow" in change.last_error
     assert Customer.objects.get(pk=customer.pk).network_last_error == change.last_error
 
     router.delay = 0
@@ -232,7 +235,7 @@ def test_router_slower_than_the_timeout_is_recorded(
     assert router.secret("alice")["disabled"] == "true"
 
 
-def test_missing_secret_on_the_router_is_recorded(
+def test_a_missing_secret_is_created_with_the_customers_password(
     admin, customer, router, django_capture_on_commit_callbacks
 ):
     router.secrets.clear()
@@ -240,8 +243,24 @@ def test_missing_secret_on_the_router_is_recorded(
     toggle(admin, django_capture_on_commit_callbacks, "alice", False)
 
     change = ConnectionChange.objects.get(customer=customer)
+    assert change.confirmed_at is not None
+    secret = router.secret("alice")
+    assert (secret["disabled"], secret["password"], secret["profile"]) == (
+        "true", "pppoe-pass", "default")
+
+
+def test_a_missing_secret_without_a_password_to_make_it_is_recorded(
+    admin, customer, router, django_capture_on_commit_callbacks
+):
+    router.secrets.clear()
+    Customer.objects.filter(pk=customer.pk).update(password="")
+
+    toggle(admin, django_capture_on_commit_callbacks, "alice", False)
+
+    change = ConnectionChange.objects.get(customer=customer)
     assert change.confirmed_at is None
     assert "alice" in change.last_error
+    assert router.secrets == {}
 
 
 def test_a_second_change_supersedes_an_older_unconfirmed_one(
@@ -301,6 +320,7 @@ def test_changes_of_other_customers_are_not_superseded(
             "connection_type": "PPPoE",
             "username": "bob",
             "password": "pppoe-pass",
+            "router_id": customer.router_id,
         },
     )
     assert other.status_code == 201, other.content
@@ -373,7 +393,7 @@ def start_in_thread(target) -> threading.Thread:
 def hanging_router_change(router, settings, customer, *, enable: bool, delay: float):
     """A change of the customer being carried out on a router that takes ``delay``
     seconds per answer, in another thread; returned once the router has the call."""
-    settings.MIKROTIK_TIMEOUT_SECONDS = delay * 3
+    Router.objects.filter(pk=customer.router_id).update(timeout_seconds=delay * 3)
     router.delay = delay
     Customer.objects.filter(pk=customer.pk).update(is_active=enable)
     change = ConnectionChange.objects.create(
@@ -454,13 +474,13 @@ def test_an_attempt_that_outlived_its_lease_leaves_the_change_to_the_one_that_to
     ConnectionChange.objects.filter(pk=change.pk).update(
         applying_until=timezone.now() - timedelta(seconds=1), next_attempt_at=timezone.now()
     )
-    lease, username, enabled = _claim(change.pk, scheduled=True)
-    assert (username, enabled) == ("alice", True) and lease > late_lease
+    lease, _router, target = _claim(change.pk, scheduled=True)
+    assert (target.username, target.enabled) == ("alice", True) and lease > late_lease
 
-    assert _finish(change.pk, lease=late_lease, enabled=True, error=None).done is False
+    assert _finish(change.pk, lease=late_lease, target=target, error=None).done is False
 
     change.refresh_from_db()
     assert change.confirmed_at is None and change.applying_until == lease
-    assert _finish(change.pk, lease=lease, enabled=True, error=None).done is True
+    assert _finish(change.pk, lease=lease, target=target, error=None).done is True
     change.refresh_from_db()
     assert change.confirmed_at is not None and change.applying_until is None
