@@ -76,6 +76,12 @@ def connection_change_request(
     return change
 
 
+def connection_change_retry_later(change: ConnectionChange, delay: float) -> bool:
+    """The next link of the change's chain, due in ``delay`` seconds (after a first
+    attempt made by its caller)."""
+    return publish(APPLY_TASK, args=[change.pk], task_id=change.task_id, countdown=delay)
+
+
 def retry_delay(attempts: int) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones."""
     base = settings.NETWORK_RETRY_BASE_SECONDS

@@ -18,7 +18,8 @@ from accounts.models import User
 from billing.models import Router, RouterRun
 from core.queue import publish, publish_on_commit
 
-TASKS = {RouterRun.Kind.SYNC: "network.router_sync", RouterRun.Kind.IMPORT: "network.router_import"}
+SYNC_TASK = "network.router_sync"
+IMPORT_TASK = "network.router_import"
 FINISHED = (RouterRun.State.SUCCESS, RouterRun.State.FAILED)
 LIVE = (RouterRun.State.PENDING, RouterRun.State.RUNNING)
 INTERNAL_KEYS = {"pending", "surveyed_at"}
@@ -43,7 +44,7 @@ def router_run_request(
     except IntegrityError:
         # Another request made it between the look and the insert.
         return RouterRun.objects.get(router=router, kind=kind, state__in=LIVE)
-    publish_on_commit(TASKS[kind], args=[run.pk], task_id=run.task_id)
+    _send_step(run)
     return run
 
 
@@ -65,7 +66,20 @@ def router_run_progress(run: RouterRun, result: dict) -> None:
     RouterRun.objects.filter(pk=run.pk, state=RouterRun.State.RUNNING).update(
         result=result, last_progress_at=timezone.now()
     )
-    publish_on_commit(TASKS[run.kind], args=[run.pk], task_id=run.task_id)
+    _send_step(run)
+
+
+def _send_step(run: RouterRun, *, now: bool = False) -> bool:
+    """Hand the run's next step to the network queue, after commit unless ``now``."""
+    if now:
+        if run.kind == RouterRun.Kind.SYNC:
+            return publish(SYNC_TASK, args=[run.pk], task_id=run.task_id)
+        return publish(IMPORT_TASK, args=[run.pk], task_id=run.task_id)
+    if run.kind == RouterRun.Kind.SYNC:
+        publish_on_commit(SYNC_TASK, args=[run.pk], task_id=run.task_id)
+    else:
+        publish_on_commit(IMPORT_TASK, args=[run.pk], task_id=run.task_id)
+    return True
 
 
 def router_run_finish(run: RouterRun, result: dict) -> None:
@@ -87,12 +101,10 @@ def router_runs_resume(*, stale_seconds: int | None = None) -> int:
     if stale_seconds is None:
         stale_seconds = settings.ROUTER_RUN_STALE_SECONDS
     sent = 0
-    for pk, kind, task_id in RouterRun.objects.stalled(stale_seconds).values_list(
-        "pk", "kind", "task_id"
-    ):
+    for run in RouterRun.objects.stalled(stale_seconds).only("pk", "kind", "task_id"):
         # The hand-over counts as progress: the next sweep gives it a full period.
-        RouterRun.objects.filter(pk=pk).update(last_progress_at=timezone.now())
-        sent += publish(TASKS[kind], args=[pk], task_id=task_id)
+        RouterRun.objects.filter(pk=run.pk).update(last_progress_at=timezone.now())
+        sent += _send_step(run, now=True)
     return sent
 
 

@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from billing import router_runs
 from billing.connections import (
-    APPLY_TASK,
     connection_change_attempt,
     connection_change_request,
+    connection_change_retry_later,
 )
 from billing.enforcement import (
     ENFORCEABLE,
@@ -40,7 +40,6 @@ from billing.enforcement import (
 from billing.models import ConnectionChange, Customer, Router, RouterAction, RouterRun
 from billing.routeros import RouterClient, RouterError, router_client
 from core.enums import Status
-from core.queue import publish
 
 # Kept on the router row and the run: enough for an operator to act on.
 DRIFT_KEPT = 1000
@@ -212,7 +211,7 @@ def _repair(
         observed=observed if fresh else None,
     )
     if delivery.retry_in is not None:
-        publish(APPLY_TASK, args=[change.pk], task_id=change.task_id, countdown=delivery.retry_in)
+        connection_change_retry_later(change, delivery.retry_in)
         return "failed"
     return "changed" if delivery.done else "skipped"
 
