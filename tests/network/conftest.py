@@ -1,6 +1,7 @@
 import pytest
 
 from tests.network.fake_routeros import FakeRouterOS
+from tests.network.routers import router_record
 
 
 @pytest.fixture
@@ -12,12 +13,6 @@ def router():
 
 
 @pytest.fixture
-def mikrotik_settings(settings, router):
-    """Point the project's network backend at the fake router."""
-    settings.NETWORK_BACKEND = "mikrotik"
-    settings.MIKROTIK_URL = router.url
-    settings.MIKROTIK_USER = router.user
-    settings.MIKROTIK_PASSWORD = router.password
-    settings.MIKROTIK_VERIFY_TLS = True
-    settings.MIKROTIK_TIMEOUT_SECONDS = 2.0
-    return settings
+def router_in_billing(db, router):
+    """The fake router as a router record in billing."""
+    return router_record(router)

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from billing.connections import connection_changes_resend
-from billing.models import ConnectionChange, Customer, Package
+from billing.models import ConnectionChange, Customer, Package, Router
 from core.enums import ConnectionType, UserKind
 from tests.network.fake_routeros import FakeRouterOS
+from tests.network.routers import router_record
 from tests.worker.conftest import wait_task, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -24,23 +25,27 @@ def router():
 
 
 @pytest.fixture
-def alice(router):
-    package = Package.objects.create(name="Home", speed_mbps=20, price="500.00")
+def router_in_billing(router):
+    return router_record(router, timeout=2)
+
+
+@pytest.fixture
+def alice(router, router_in_billing):
+    package = Package.objects.create(name="Home", speed_mbps=20, price="500.00",
+                                     router_profile="default")
     customer = Customer.objects.create(
         name="Alice", phone="01700000001", package=package, username="alice",
-        password="pppoe-pass", connection_type=ConnectionType.PPPOE,
+        password="pppoe-pass", connection_type=ConnectionType.PPPOE, router=router_in_billing,
     )
     router.add_secret("alice")
     router.add_session("alice")
     return customer
 
 
-def router_env(router, **extra):
-    return {
-        "NETWORK_BACKEND": "mikrotik", "MIKROTIK_URL": router.root_url,
-        "MIKROTIK_USER": router.user, "MIKROTIK_PASSWORD": router.password,
-        "MIKROTIK_TIMEOUT_SECONDS": 2, **extra,
-    }
+def router_env(router, *, timeout: float = 2, **extra):
+    """The worker's environment; the router's timeout is on its record."""
+    Router.objects.filter(port=router.port).update(timeout_seconds=timeout)
+    return extra
 
 
 def toggle(api, is_active: bool) -> ConnectionChange:
@@ -140,7 +145,7 @@ def test_a_chain_whose_worker_was_killed_at_the_router_is_resumed_by_the_sweep(
     client_as, start_worker, router, alice
 ):
     api, _ = client_as(UserKind.MANAGER)
-    env = router_env(router, MIKROTIK_TIMEOUT_SECONDS=1, NETWORK_ATTEMPT_SECONDS=1,
+    env = router_env(router, timeout=1, NETWORK_ATTEMPT_SECONDS=1,
                      NETWORK_RETRY_BASE_SECONDS=0.2)
     first = start_worker(**env)
     router.delay = 30  # the router hangs
@@ -172,7 +177,7 @@ def test_a_payment_is_not_held_by_a_router_that_hangs_and_the_latest_change_wins
     """Switched off while the router hangs on it, then paid: the payment answers at once,
     and the router ends switched on (the change the payment made runs after the other)."""
     api, _ = client_as(UserKind.ADMIN)
-    worker = start_worker(**router_env(router, MIKROTIK_TIMEOUT_SECONDS=5,
+    worker = start_worker(**router_env(router, timeout=5,
                                        NETWORK_ATTEMPT_SECONDS=20))
     router.delay = 1.5
     off = toggle(api, False)
