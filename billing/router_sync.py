@@ -190,8 +190,10 @@ def _repair(
     client, router, run, customer_id: int, observed: Observed, surveyed_at: datetime
 ) -> str:
     """Repair one drifted customer through the single change path: "changed",
-    "failed" (its change retries on its own) or "skipped" (left to its own change, or
-    moved to another router)."""
+    "failed" (its change retries on its own) or "skipped": left to its own change
+    still on its way, brought in line by a change confirmed since the listing (a
+    payment's, or this run's own step done before its worker died), or moved to
+    another router."""
     with transaction.atomic():
         customer = Customer.objects.select_for_update(of=("self",)).filter(
             pk=customer_id, router=router
@@ -200,15 +202,14 @@ def _repair(
             customer=customer, confirmed_at__isnull=True, superseded=False
         ).exists():
             return "skipped"
+        if customer.network_confirmed_at and customer.network_confirmed_at >= surveyed_at:
+            return "skipped"
         change = connection_change_request(
             customer=customer, enable=customer.is_active, reason=ConnectionChange.Reason.SYNC,
             requested_by=None, send=False,
         )
-        # What the listing saw is stale once a change of the customer was confirmed since.
-        fresh = customer.network_confirmed_at is None or customer.network_confirmed_at < surveyed_at
     delivery = connection_change_attempt(
-        change_id=change.pk, scheduled=False, client=client, run_id=run.pk,
-        observed=observed if fresh else None,
+        change_id=change.pk, scheduled=False, client=client, run_id=run.pk, observed=observed,
     )
     if delivery.retry_in is not None:
         connection_change_retry_later(change, delivery.retry_in)
