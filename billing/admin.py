@@ -1,13 +1,17 @@
 """The operators' back office: search and filters everywhere, the ledger read-only,
 payment records voided rather than deleted."""
 
+import json
+
 from auditlog.admin import LogEntryAdmin
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from auditlog.models import LogEntry
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from billing.audit import customer_history
 from billing.models import (
@@ -20,7 +24,11 @@ from billing.models import (
     Package,
     Payment,
     ReconciliationRun,
+    Router,
+    RouterAction,
+    RouterRun,
 )
+from billing.router_runs import router_run_request
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -84,10 +92,11 @@ class CustomerAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         "is_free",
         "status",
         "network_confirmed_at",
+        "router",
     ]
-    list_filter = ["status", "is_active", "is_free", "connection_type", "package"]
+    list_filter = ["status", "is_active", "is_free", "connection_type", "package", "router"]
     search_fields = ["name", "phone", "email", "username", "nid", "ip_address"]
-    list_select_related = ["package"]
+    list_select_related = ["package", "router"]
     raw_id_fields = ["user"]
     readonly_fields = [
         "uid",
@@ -299,3 +308,114 @@ class NotificationAdmin(ReadOnlyAdmin):
     search_fields = ["event_key", "customer__name", "customer__phone"]
     list_select_related = ["customer"]
     raw_id_fields = ["customer", "payment"]
+
+
+# Routers ---------------------------------------------------------------------
+
+
+class RouterForm(forms.ModelForm):
+    """The password is typed, never shown back; left blank on a change, it is kept."""
+
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False), required=False,
+        help_text="Stored encrypted. Leave blank to keep the current one.",
+    )
+
+    class Meta:
+        model = Router
+        fields = ["name", "kind", "host", "port", "use_tls", "verify_tls", "username",
+                  "password", "is_enabled", "calls_per_second", "timeout_seconds", "status"]
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if not password and not self.instance.pk:
+            raise forms.ValidationError("A new router needs its password.")
+        return password
+
+    def save(self, commit=True):
+        router = super().save(commit=False)
+        if not self.cleaned_data["password"] and router.pk:
+            router.password = Router.objects.get(pk=router.pk).password
+        if commit:
+            router.save()
+        return router
+
+
+class RouterRunInline(ReadOnlyInline):
+    model = RouterRun
+    fields = ["kind", "dry_run", "trigger", "state", "created_at", "finished_at", "result",
+              "error"]
+    ordering = ["-created_at", "-id"]
+    max_num = 10
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by("-created_at", "-id")
+
+
+@admin.register(Router)
+class RouterAdmin(admin.ModelAdmin):
+    form = RouterForm
+    list_display = ["name", "kind", "host", "is_enabled", "last_sync_at", "last_sync_status",
+                    "drift_count", "consecutive_failures", "status"]
+    list_filter = ["kind", "is_enabled", "last_sync_status", "status"]
+    search_fields = ["name", "host"]
+    readonly_fields = ["uid", "created_at", "updated_at", "last_sync_at", "last_sync_status",
+                       "last_error", "consecutive_failures", "drift_count", "drift_shown"]
+    inlines = [RouterRunInline]
+    actions = ["sync_now", "import_dry_run", "import_confirmed"]
+
+    @admin.display(description="drift (last sync)")
+    def drift_shown(self, router):
+        return format_html("<pre>{}</pre>", json.dumps(router.drift, indent=1)[:20000])
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # soft delete: set the status to REMOVED
+
+    def _request_runs(self, request, routers, kind, *, dry_run=False):
+        for router in routers:
+            if not router.is_enabled or router.status == "REMOVED":
+                self.message_user(request, f"{router}: switched off, not run.", messages.WARNING)
+                continue
+            run = router_run_request(router=router, kind=kind, requested_by=request.user,
+                                     trigger="ADMIN", dry_run=dry_run)
+            what = "import (dry run)" if kind == RouterRun.Kind.IMPORT and run.dry_run else (
+                "import" if kind == RouterRun.Kind.IMPORT else "sync")
+            self.message_user(request, f"{router}: {what} {run.state.lower()}, task {run.task_id}.")
+
+    @admin.action(description="Sync now (compare and repair)")
+    def sync_now(self, request, queryset):
+        self._request_runs(request, queryset, RouterRun.Kind.SYNC)
+
+    @admin.action(description="Import customers: dry run")
+    def import_dry_run(self, request, queryset):
+        self._request_runs(request, queryset, RouterRun.Kind.IMPORT, dry_run=True)
+
+    @admin.action(description="Import customers: write them")
+    def import_confirmed(self, request, queryset):
+        self._request_runs(request, queryset, RouterRun.Kind.IMPORT, dry_run=False)
+
+
+@admin.register(RouterRun)
+class RouterRunAdmin(ReadOnlyAdmin):
+    list_display = ["router", "kind", "dry_run", "trigger", "state", "created_at",
+                    "finished_at", "error"]
+    list_filter = ["kind", "state", "dry_run", "router"]
+    search_fields = ["task_id", "router__name"]
+    list_select_related = ["router"]
+    ordering = ["-created_at", "-id"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RouterAction)
+class RouterActionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "router", "customer", "action", "target", "outcome", "error"]
+    list_filter = ["action", "outcome", "router"]
+    search_fields = ["target", "customer__name", "customer__username"]
+    list_select_related = ["router", "customer"]
+    raw_id_fields = ["customer", "change", "run"]
+    ordering = ["-created_at", "-id"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
