@@ -32,6 +32,14 @@ def router_list() -> QuerySet[Router]:
     )
 
 
+def router_health() -> dict[str, int]:
+    """Routers switched on, and those among them whose last sync failed."""
+    enabled = Router.objects.filter(is_enabled=True).exclude(status=Status.REMOVED)
+    return enabled.aggregate(
+        enabled=Count("pk"), failing=Count("pk", filter=Q(last_sync_status="FAILED"))
+    )
+
+
 def customer_list(*, viewer: User) -> QuerySet[Customer]:
     """Customers not REMOVED that ``viewer`` may see: a CUSTOMER sees only their own."""
     customers = Customer.objects.exclude(status=Status.REMOVED).select_related("package", "router")

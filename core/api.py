@@ -55,6 +55,7 @@ class HealthOut(Schema):
     database: str
     broker: str
     workers: int | str
+    routers: dict[str, int] | None = None  # *extra*: {"enabled", "failing"}
 
 
 @api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["meta"])

@@ -1,4 +1,4 @@
-"""What ``GET /health`` reports: the database, the broker and the workers."""
+"""What ``GET /health`` reports: the database, the broker, the workers and the routers."""
 
 from django.conf import settings
 from django.core.cache import cache
@@ -51,6 +51,17 @@ def worker_count() -> int | None:
     return count
 
 
+def routers_report() -> dict | None:
+    """How many routers are switched on and how many of those failed their last sync:
+    shown, never a reason for a 503 (one router down is not the service down)."""
+    from billing.selectors import router_health
+
+    try:
+        return router_health()
+    except Exception:
+        return None
+
+
 def health_report() -> tuple[dict, bool]:
     database = database_ok()
     broker = broker_ok()
@@ -61,5 +72,6 @@ def health_report() -> tuple[dict, bool]:
         "database": "ok" if database else "unavailable",
         "broker": ("in-process" if tasks_in_process() else "ok") if broker else "unavailable",
         "workers": "in-process" if workers is None else workers,
+        "routers": routers_report() if database else None,
     }
     return report, healthy

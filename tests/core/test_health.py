@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from tasks import app as celery_app
 
-HEALTH_KEYS = {"status", "database", "broker", "workers"}
+HEALTH_KEYS = {"status", "database", "broker", "workers", "routers"}
 UNUSED_BROKER = "redis://127.0.0.1:1/0"
 
 
@@ -39,6 +39,7 @@ def test_health_is_public_and_ok_with_tasks_in_process(api):
         "database": "ok",
         "broker": "in-process",
         "workers": "in-process",
+        "routers": {"enabled": 0, "failing": 0},
     }
 
 
@@ -74,6 +75,7 @@ def test_health_is_503_when_the_broker_is_down(api, broker_down):
         "database": "ok",
         "broker": "unavailable",
         "workers": 0,
+        "routers": {"enabled": 0, "failing": 0},
     }
 
 
@@ -112,3 +114,20 @@ def test_health_is_503_when_the_database_is_down(api):
     with connection.cursor() as cursor:  # and the connection is usable again
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.django_db
+def test_a_failing_router_is_shown_and_the_service_stays_up(api):
+    from billing.models import Router
+
+    Router.objects.create(name="ok", host="10.0.0.1", username="u", password="p",
+                          last_sync_status="SUCCESS")
+    Router.objects.create(name="bad", host="10.0.0.2", username="u", password="p",
+                          last_sync_status="FAILED", consecutive_failures=4)
+    Router.objects.create(name="off", host="10.0.0.3", username="u", password="p",
+                          last_sync_status="FAILED", is_enabled=False)
+
+    response = api.get("/health")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["routers"] == {"enabled": 2, "failing": 1}
