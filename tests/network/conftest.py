@@ -5,11 +5,17 @@ from tests.network.routers import router_record
 
 
 @pytest.fixture
-def router():
+def fake():
     """A fake RouterOS REST server on 127.0.0.1, stopped after the test."""
-    fake = FakeRouterOS(user="api", password="router-pass").start()
-    yield fake
-    fake.stop()
+    server = FakeRouterOS(user="api", password="router-pass").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def router(fake):
+    """The fake router (the name the connection-change tests know it by)."""
+    return fake
 
 
 @pytest.fixture

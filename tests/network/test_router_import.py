@@ -9,17 +9,9 @@ from billing.router_import import name_and_phone, router_import_now
 from billing.router_runs import router_run_request
 from billing.routeros import router_client
 from core.enums import ConnectionType
-from tests.network.fake_routeros import FakeRouterOS
 from tests.network.routers import package, pppoe_customer, router_record
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake():
-    server = FakeRouterOS().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

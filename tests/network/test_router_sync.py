@@ -22,13 +22,6 @@ BLOCKED = "billing-blocked"
 
 
 @pytest.fixture
-def fake():
-    server = FakeRouterOS().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def second_fake():
     server = FakeRouterOS().start()
     yield server

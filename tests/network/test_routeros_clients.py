@@ -12,17 +12,10 @@ from django.core.cache import cache
 from billing.models import Router
 from billing.routeros import ApiClient, RestClient, RouterAuthError, RouterError, router_client
 from core.enums import RouterKind
-from tests.network.fake_routeros import FakeRouterOS, free_port
+from tests.network.fake_routeros import free_port
 from tests.network.fake_routeros_api import FakeRouterOSApi
 
 BLOCKED = "billing-blocked"
-
-
-@pytest.fixture
-def fake():
-    server = FakeRouterOS().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=[RouterKind.ROUTEROS_REST, RouterKind.ROUTEROS_API])

@@ -142,8 +142,13 @@ def test_a_sync_whose_worker_is_killed_is_resumed_and_ends_right(
                message="every suspended customer disabled")
     # Every suspended customer's repair confirmed once: none repeated by the resumed run.
     repairs = ConnectionChange.objects.filter(reason="SYNC", confirmed_at__isnull=False)
-    wait_until(lambda: repairs.count() == len(suspended(names)), timeout=30, watch=[second],
-               message="every repair confirmed")
+    def all_confirmed() -> bool:
+        connection_changes_resend(stale_seconds=1)  # the minute sweep, sped up
+        return repairs.count() == len(suspended(names))
+
+    wait_until(all_confirmed, timeout=30, watch=[second],
+               message=lambda: f"every repair confirmed: {repairs.count()} confirmed, "
+               f"{ConnectionChange.objects.filter(reason='SYNC').count()} in all")
     assert not ConnectionChange.objects.filter(confirmed_at__isnull=True).exists()
 
 
