@@ -452,7 +452,7 @@ def test_two_racing_changes_end_with_the_router_in_the_latest_state(
     older.refresh_from_db()
     newer.refresh_from_db()
     assert older.superseded is True and older.confirmed_at is None
-    assert newer.confirmed_at is not None
+    assert newer.confirmed_at is not None, (newer.attempts, newer.last_error, older.last_error)
     assert router.secret("alice")["disabled"] == "false"
     assert [call.body for call in router.calls("PATCH")][-1] == {"disabled": "false"}
     customer.refresh_from_db()
