@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from accounts.models import User
 from billing.audit import acting
 from billing.models import Router
+from billing.services import refuse_while_customers_on
 from core.enums import Status
 from core.errors import NON_FIELD_ERRORS, field_error
 
@@ -44,11 +45,7 @@ def router_remove(*, router: Router, actor: User) -> None:
     """Soft delete, refused while customers that are not REMOVED are on the router."""
     with acting(actor), transaction.atomic():
         router = Router.objects.select_for_update().get(pk=router.pk)
-        on_it = router.customers.exclude(status=Status.REMOVED).count()
-        if on_it:
-            raise field_error(
-                NON_FIELD_ERRORS, f"This router has {on_it} customer(s); move them first."
-            )
+        refuse_while_customers_on(router, "router")
         router.status = Status.REMOVED
         router.is_enabled = False
         router.save(update_fields=["status", "is_enabled", "updated_at"])

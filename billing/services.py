@@ -71,15 +71,20 @@ def _sync_routers_of(package: Package) -> None:
                            trigger="PACKAGE")
 
 
+def refuse_while_customers_on(record: Package | Router, what: str) -> None:
+    """A package or router with customers that are not REMOVED is not removed (400)."""
+    on_it = record.customers.exclude(status=Status.REMOVED).count()
+    if on_it:
+        raise field_error(
+            NON_FIELD_ERRORS, f"This {what} has {on_it} customer(s); move them first."
+        )
+
+
 def package_remove(*, package: Package) -> None:
     """Soft delete, refused while customers that are not REMOVED are on the package."""
     with transaction.atomic():
         package = Package.objects.select_for_update().get(pk=package.pk)
-        in_use = package.customers.exclude(status=Status.REMOVED).count()
-        if in_use:
-            raise field_error(
-                NON_FIELD_ERRORS, f"This package has {in_use} customer(s); move them first."
-            )
+        refuse_while_customers_on(package, "package")
         package.status = Status.REMOVED
         package.save(update_fields=["status", "updated_at"])
 
