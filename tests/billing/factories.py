@@ -1,4 +1,4 @@
-"""Factories for the billing domain (packages, customers, payment records)."""
+"""Factories for the billing domain (packages, routers, customers, payment records)."""
 
 from decimal import Decimal
 
@@ -6,8 +6,8 @@ import factory
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from billing.models import Collection, Customer, Package, Payment
-from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status
+from billing.models import Collection, Customer, Package, Payment, Router
+from core.enums import BillingMonth, ConnectionType, PaymentMethod, RouterKind, Status
 from core.timeutils import business_month
 
 
@@ -19,6 +19,20 @@ class PackageFactory(DjangoModelFactory):
     speed_mbps = 20
     price = Decimal("500.00")
     description = ""
+    status = Status.ACTIVE
+
+
+class RouterFactory(DjangoModelFactory):
+    """A router record nothing listens on (the API and the admin never call it)."""
+
+    class Meta:
+        model = Router
+
+    name = factory.Sequence(lambda n: f"router-{n}")
+    kind = RouterKind.ROUTEROS_REST
+    host = factory.Sequence(lambda n: f"10.{n // 250 % 250}.{n % 250}.1")
+    username = "billing"
+    password = "router-secret"
     status = Status.ACTIVE
 
 

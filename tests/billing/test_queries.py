@@ -4,7 +4,12 @@ import pytest
 
 from core.enums import BillingMonth, UserKind
 from core.timeutils import business_month
-from tests.billing.factories import CustomerFactory, PackageFactory, PaymentFactory
+from tests.billing.factories import (
+    CustomerFactory,
+    PackageFactory,
+    PaymentFactory,
+    RouterFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -13,13 +18,15 @@ ROWS = 30
 
 @pytest.fixture
 def data(make_user):
-    """30 customers on one package (each with a linked user and a paid record collected by
-    staff), 30 records of the first customer, 30 more packages with a customer each."""
+    """30 customers on one package (each with a linked user, a router of their own and a
+    paid record collected by staff), 30 records of the first customer, 30 more packages
+    with a customer each (on no router)."""
     year, _ = business_month()
     package = PackageFactory()
     collector = make_user(kind=UserKind.STAFF)
     customers = [
-        CustomerFactory(package=package, user=make_user(kind=UserKind.CUSTOMER))
+        CustomerFactory(package=package, user=make_user(kind=UserKind.CUSTOMER),
+                        router=RouterFactory())
         for _ in range(ROWS)
     ]
     for customer in customers[1:]:
@@ -42,6 +49,7 @@ CASES = {
     "packages": (lambda package, customer: "/packages", 3),  # public: no authentication
     "customer_payments": (lambda package, customer: f"/customers/{customer.uid}/payments", 5),
     "package_customers": (lambda package, customer: f"/packages/{package.uid}/customers", 5),
+    "routers": (lambda package, customer: "/routers", 4),  # customers counted in the page
 }
 # Searching and reordering change the page's SQL, not how many queries it takes.
 VARIANTS = {
@@ -51,6 +59,7 @@ VARIANTS = {
     "payments_of_a_month": (
         "payments", {"billing_year": business_month()[0] - 2, "month": "MARCH"}
     ),
+    "routers_by_drift": ("routers", {"search": "router-", "ordering": "-drift_count"}),
 }
 
 

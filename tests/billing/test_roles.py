@@ -4,9 +4,14 @@ from decimal import Decimal
 
 import pytest
 
-from billing.models import Customer, Payment
+from billing.models import Customer, Payment, Router, RouterRun
 from core.enums import BillingMonth, Status, UserKind
-from tests.billing.factories import CustomerFactory, PackageFactory, PaymentFactory
+from tests.billing.factories import (
+    CustomerFactory,
+    PackageFactory,
+    PaymentFactory,
+    RouterFactory,
+)
 from tests.conftest import ApiClient
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +212,52 @@ def test_managers_do_everything_on_customers_and_payments(client_as, world, kind
     assert client.delete(f"/customers/{own.uid}").status_code == 204
     assert client.get("/customers").json()["count"] == 1
     assert client.get("/payments").json()["count"] == 1
+
+
+# Routers ----------------------------------------------------------------------------
+
+
+def router_attempts(client, router):
+    body = {"name": "edge-9", "host": "10.9.9.9", "username": "api", "password": "pw"}
+    return [
+        client.get("/routers"),
+        client.get(f"/routers/{router.uid}"),
+        client.get(f"/routers/{router.uid}/drift"),
+        client.post("/routers", body),
+        client.put(f"/routers/{router.uid}", {**body, "name": "renamed"}),
+        client.post(f"/routers/{router.uid}/sync"),
+        client.post(f"/routers/{router.uid}/import", {"dry_run": True}),
+        client.delete(f"/routers/{router.uid}"),
+    ]
+
+
+@pytest.mark.parametrize("kind, status", [(UserKind.MANAGER, 403), (UserKind.STAFF, 403),
+                                          (UserKind.OTHER, 403), (UserKind.CUSTOMER, 404)])
+def test_only_admins_reach_routers(client_as, kind, status):
+    """A CUSTOMER is not told routers exist (404); other kinds are refused (403)."""
+    router = RouterFactory(name="edge-1")
+    client, _ = client_as(kind)
+    attempts = router_attempts(client, router)
+    assert [r.status_code for r in attempts] == [status] * len(attempts)
+    router.refresh_from_db()
+    assert (router.name, router.status) == ("edge-1", Status.ACTIVE)
+    assert Router.objects.count() == 1
+    assert not RouterRun.objects.exists()
+
+
+@pytest.mark.parametrize("kind", [UserKind.SUPER_ADMIN, UserKind.ADMIN])
+def test_admins_do_everything_on_routers(client_as, kind):
+    router = RouterFactory(name="edge-1")
+    client, _ = client_as(kind)
+    codes = [r.status_code for r in router_attempts(client, router)]
+    assert codes == [200, 200, 200, 201, 200, 202, 202, 204]
+    router.refresh_from_db()
+    assert (router.name, router.status) == ("renamed", Status.REMOVED)
+    assert RouterRun.objects.filter(router=router).count() == 2
+
+
+def test_anonymous_is_401_on_routers(api):
+    router = RouterFactory()
+    for response in (api.get("/routers"), api.get(f"/routers/{router.uid}"),
+                     api.post(f"/routers/{router.uid}/sync")):
+        assert response.status_code == 401
