@@ -63,9 +63,10 @@ def package_save(*, package: Package | None = None, data: dict[str, Any]) -> Pac
 def _sync_routers_of(package: Package) -> None:
     """A new profile for a package's customers: each of their routers syncs (one run
     for all, instead of a change per customer)."""
+    on_package = Customer.objects.filter(package=package).exclude(status=Status.REMOVED)
     routers = Router.objects.filter(
-        is_enabled=True, customers__package=package,
-    ).exclude(status=Status.REMOVED).exclude(customers__status=Status.REMOVED).distinct()
+        is_enabled=True, pk__in=on_package.values("router_id"),
+    ).exclude(status=Status.REMOVED)
     for router in routers:
         router_run_request(router=router, kind=RouterRun.Kind.SYNC, requested_by=None,
                            trigger="PACKAGE")

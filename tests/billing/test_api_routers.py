@@ -237,3 +237,26 @@ def test_a_package_profile_change_syncs_its_customers_routers(
     assert response.json()["router_profile"] == "25M"
     run = RouterRun.objects.get()
     assert (run.kind, run.trigger, run.router_id) == ("SYNC", "PACKAGE", created["id"])
+
+
+def test_a_profile_change_syncs_only_enabled_routers_with_live_customers_on_it(
+    admin, django_capture_on_commit_callbacks
+):
+    home, other = package(), package(name="Other", profile="5M")
+    mixed = Router.objects.get(pk=create(admin, name="mixed")["id"])
+    pppoe_customer(mixed, "alice", package=home)
+    pppoe_customer(mixed, "gone", package=other, status=Status.REMOVED)
+    only_removed = Router.objects.get(pk=create(admin, name="only-removed")["id"])
+    pppoe_customer(only_removed, "bob", package=home, status=Status.REMOVED)
+    switched_off = Router.objects.get(pk=create(admin, name="off", is_enabled=False)["id"])
+    pppoe_customer(switched_off, "carol", package=home)
+    elsewhere = Router.objects.get(pk=create(admin, name="elsewhere")["id"])
+    pppoe_customer(elsewhere, "dave", package=other)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin.put(f"/packages/{home.uid}", {
+            "name": home.name, "speed_mbps": 20, "price": "500.00", "router_profile": "25M"})
+        assert response.status_code == 200, response.content
+        # The same profile again: nothing to carry.
+        admin.put(f"/packages/{home.uid}", {
+            "name": home.name, "speed_mbps": 30, "price": "500.00", "router_profile": "25M"})
+    assert list(RouterRun.objects.values_list("router__name", flat=True)) == ["mixed"]
