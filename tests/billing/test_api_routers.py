@@ -260,3 +260,156 @@ def test_a_profile_change_syncs_only_enabled_routers_with_live_customers_on_it(
         admin.put(f"/packages/{home.uid}", {
             "name": home.name, "speed_mbps": 30, "price": "500.00", "router_profile": "25M"})
     assert list(RouterRun.objects.values_list("router__name", flat=True)) == ["mixed"]
+
+
+@pytest.mark.parametrize("sent", [{"password": ""}, {"password": None}])
+def test_a_put_with_an_empty_password_keeps_it(admin, sent):
+    router = create(admin)
+    response = admin.put(f"/routers/{router['uid']}", {**BODY, **sent, "host": "edge.example"})
+    assert response.status_code == 200, response.content
+    assert response.json()["host"] == "edge.example"
+    assert Router.objects.get().password == PASSWORD
+
+
+def test_the_audit_trail_never_holds_the_password(admin):
+    from auditlog.models import LogEntry
+
+    router = create(admin)
+    admin.put(f"/routers/{router['uid']}", {**BODY, "password": "second-pass", "port": 8443})
+    entries = LogEntry.objects.filter(object_pk=str(router["id"]),
+                                      content_type__model="router")
+    assert entries.count() == 2
+    for entry in entries:
+        assert "password" not in (entry.changes or {})
+        assert PASSWORD not in str(entry.changes) and "second-pass" not in str(entry.changes)
+    assert entries.order_by("-timestamp", "-id").first().changes["port"] == ["443", "8443"]
+
+
+@pytest.mark.parametrize("password", ["x" * 201, 12345, ["a"], {"a": 1}])
+def test_a_refused_password_is_not_echoed(admin, password):
+    response = admin.post("/routers", {**BODY, "password": password})
+    assert response.status_code == 400
+    assert "password" in response.json()
+    assert str(password).encode() not in response.content
+    assert not Router.objects.exists()
+
+
+@pytest.mark.parametrize("body", [
+    {**BODY, "timeout_seconds": "abc"}, {**BODY, "timeout_seconds": 0},
+    {**BODY, "port": 10**30}, {**BODY, "port": -1}, {**BODY, "port": 1.5},
+    {**BODY, "calls_per_second": 1001}, {**BODY, "calls_per_second": "many"},
+    {**BODY, "host": "h" * 256}, {**BODY, "name": "n" * 101}, {**BODY, "kind": None},
+    {**BODY, "is_enabled": "sometimes"}, {**BODY, "name": None},
+])
+def test_junk_is_400_never_500(admin, body):
+    response = admin.post("/routers", body)
+    assert response.status_code == 400, response.content
+    assert not Router.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["name", "host", "username"])
+def test_required_fields(admin, missing):
+    response = admin.post("/routers", {k: v for k, v in BODY.items() if k != missing})
+    assert response.status_code == 400
+    assert missing in response.json()
+
+
+def test_a_body_that_is_not_an_object_is_400(admin):
+    for content in (b"[1, 2]", b"not json", b""):
+        response = admin.post("/routers", content)
+        assert response.status_code == 400, (content, response.content)
+
+
+def test_a_port_left_out_is_the_protocols_own(admin):
+    response = admin.post("/routers", {key: value for key, value in BODY.items() if key != "port"})
+    assert response.status_code == 201, response.content
+    assert response.json()["port"] is None
+    assert admin.get("/routers").json()["results"][0]["port"] is None
+
+
+def test_a_rename_onto_another_live_router_is_refused(admin):
+    create(admin)
+    second = create(admin, name="core-2")
+    response = admin.put(f"/routers/{second['uid']}", {**BODY, "name": "Core-1 "})
+    assert response.status_code == 400
+    assert "name" in response.json()
+    assert admin.put(f"/routers/{second['uid']}", {**BODY, "name": "CORE-2"}).status_code == 200
+
+
+def test_unknown_and_malformed_uids(admin):
+    from uuid import uuid4
+
+    for response in (admin.get(f"/routers/{uuid4()}"), admin.put(f"/routers/{uuid4()}", BODY),
+                     admin.delete(f"/routers/{uuid4()}"), admin.post(f"/routers/{uuid4()}/sync"),
+                     admin.get(f"/routers/{uuid4()}/drift")):
+        assert response.status_code == 404
+    assert admin.get("/routers/not-a-uuid").status_code in (400, 404)
+
+
+def test_search_and_ordering(admin):
+    create(admin, name="beta", host="edge.example")
+    create(admin, name="alpha", host="10.0.0.9")
+    create(admin, name="gamma", host="10.0.0.10")
+    Router.objects.filter(name="gamma").update(drift_count=5)
+    names = [row["name"] for row in admin.get("/routers?search=edge").json()["results"]]
+    assert names == ["beta"]
+    assert [r["name"] for r in admin.get("/routers?search=gam").json()["results"]] == ["gamma"]
+    by_name = admin.get("/routers?ordering=name").json()["results"]
+    assert [row["name"] for row in by_name] == ["alpha", "beta", "gamma"]
+    by_drift = admin.get("/routers?ordering=-drift_count").json()["results"]
+    # Ties newest first, as the first field's direction.
+    assert [row["name"] for row in by_drift] == ["gamma", "alpha", "beta"]
+    newest = admin.get("/routers").json()["results"]
+    assert [row["name"] for row in newest] == ["gamma", "alpha", "beta"]
+    assert admin.get("/routers?ordering=password").status_code == 400
+    page = admin.get("/routers?page_size=2").json()
+    assert (page["count"], len(page["results"])) == (3, 2) and page["next"]
+
+
+def test_drift_answers_what_the_last_sync_found(admin):
+    router = create(admin)
+    drift = [{"username": "alice", "problem": "disabled on the router"},
+             {"username": "stranger", "problem": "no customer"}]
+    Router.objects.filter(pk=router["id"]).update(drift=drift, drift_count=2)
+    response = admin.get(f"/routers/{router['uid']}/drift")
+    assert response.status_code == 200
+    assert response.json() == {"drift_count": 2, "drift": drift, "last_sync_at": None}
+    assert admin.get(f"/routers/{router['uid']}").json()["drift_count"] == 2
+    assert "drift" not in admin.get(f"/routers/{router['uid']}").json()
+
+
+def test_import_is_a_dry_run_unless_told_otherwise(admin, django_capture_on_commit_callbacks):
+    first, second = create(admin, name="a"), create(admin, name="b")
+    with django_capture_on_commit_callbacks(execute=False):
+        unsaid = admin.post(f"/routers/{first['uid']}/import")
+        confirmed = admin.post(f"/routers/{second['uid']}/import", {"dry_run": False})
+    assert unsaid.status_code == confirmed.status_code == 202
+    assert RouterRun.objects.get(task_id=unsaid.json()["task_id"]).dry_run is True
+    run = RouterRun.objects.get(task_id=confirmed.json()["task_id"])
+    assert (run.kind, run.dry_run, run.router_id) == ("IMPORT", False, second["id"])
+    status = admin.get(f"/tasks/{run.task_id}").json()
+    assert (status["status"], status["progress"]) == ("PENDING", None)
+    assert (status["result"]["kind"], status["result"]["dry_run"]) == ("IMPORT", False)
+    assert PASSWORD not in str(status)
+
+
+def test_a_removed_or_switched_off_router_does_not_run(admin):
+    off = create(admin, name="off", is_enabled=False)
+    response = admin.post(f"/routers/{off['uid']}/import", {"dry_run": True})
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()
+    gone = create(admin, name="gone")
+    admin.delete(f"/routers/{gone['uid']}")
+    assert admin.post(f"/routers/{gone['uid']}/sync").status_code == 404
+    assert admin.post(f"/routers/{gone['uid']}/import").status_code == 404
+    assert not RouterRun.objects.exists()
+
+
+def test_task_status_stays_with_managers(client_as, admin, django_capture_on_commit_callbacks):
+    router = create(admin)
+    with django_capture_on_commit_callbacks(execute=False):
+        task_id = admin.post(f"/routers/{router['uid']}/sync").json()["task_id"]
+    for kind, status in ((UserKind.MANAGER, 200), (UserKind.STAFF, 403),
+                         (UserKind.CUSTOMER, 403)):
+        client, _ = client_as(kind)
+        assert client.get(f"/tasks/{task_id}").status_code == status, kind
