@@ -18,6 +18,7 @@ CUSTOMER_LIST_KEYS = CUSTOMER_BASE_KEYS | {
     "username", "password", "connection_type", "credentials", "status", "balance", "router",
 }
 CUSTOMER_DETAIL_KEYS = CUSTOMER_LIST_KEYS | {"user"}
+ROUTER_REF_KEYS = {"id", "uid", "name"}
 
 PAYMENT_BASE_KEYS = {
     "id", "uid", "customer", "entry_by", "bill_amount", "amount", "billing_month",
@@ -61,6 +62,8 @@ def assert_customer(body: dict, keys=CUSTOMER_DETAIL_KEYS) -> None:
         assert_package(body["package"], PACKAGE_BASE_KEYS)
     if "user" in keys and body["user"] is not None:
         assert set(body["user"]) == USER_LIST_KEYS, set(body["user"]) ^ USER_LIST_KEYS
+    if body["router"] is not None:
+        assert set(body["router"]) == ROUTER_REF_KEYS, set(body["router"]) ^ ROUTER_REF_KEYS
     for field in ("email", "phone", "address", "nid", "ip_address", "mac_address",
                   "username", "password"):
         assert isinstance(body[field], str), (field, body[field])

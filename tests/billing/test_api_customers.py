@@ -10,7 +10,7 @@ from billing import services
 from billing.models import ConnectionChange, Customer
 from core.enums import ConnectionType, Status, UserKind
 from core.listing import nested_values
-from tests.billing.factories import CustomerFactory, PackageFactory
+from tests.billing.factories import CustomerFactory, PackageFactory, RouterFactory
 from tests.billing.shapes import (
     CUSTOMER_DETAIL_KEYS,
     CUSTOMER_LIST_KEYS,
@@ -689,3 +689,101 @@ def test_credentials_numbers_are_checked_by_the_model_too(package):
         customer.full_clean()
     customer.credentials = {"k": 2**62, "f": 1.5, "ok": True, "neg": -(2**63)}
     customer.full_clean()
+
+
+# Routers (*extra*) -------------------------------------------------------------------
+
+
+def test_router_id_round_trip(admin_client, package):
+    router = RouterFactory(name="edge-1")
+    created = admin_client.post("/customers", body_for(package, router_id=router.id))
+    assert created.status_code == 201, created.content
+    assert_customer(created.json())
+    ref = {"id": router.id, "uid": str(router.uid), "name": "edge-1"}
+    assert created.json()["router"] == ref
+    uid = created.json()["uid"]
+    assert admin_client.get(f"/customers/{uid}").json()["router"] == ref
+    listed = admin_client.get("/customers").json()["results"][0]
+    assert_customer(listed, CUSTOMER_LIST_KEYS)
+    assert listed["router"] == ref
+    assert Customer.objects.get(uid=uid).router == router
+
+    other = RouterFactory(name="edge-2")
+    moved = admin_client.put(f"/customers/{uid}", body_for(package, router_id=other.id))
+    assert moved.json()["router"]["name"] == "edge-2"
+    kept = admin_client.put(f"/customers/{uid}", body_for(package, name="Kept"))
+    assert kept.json()["router"]["name"] == "edge-2"
+    dropped = admin_client.put(f"/customers/{uid}", body_for(package, router_id=None))
+    assert dropped.json()["router"] is None
+    assert Customer.objects.get(uid=uid).router is None
+
+
+def test_a_customer_without_a_router_shows_null(admin_client, package):
+    created = admin_client.post("/customers", body_for(package))
+    assert created.json()["router"] is None
+
+
+@pytest.mark.parametrize("router_id", ["unknown", "removed", True, "abc", -1, 2**70, 1.5])
+def test_invalid_router_id_is_400(admin_client, package, router_id):
+    if router_id == "unknown":
+        router_id = 999_999
+    elif router_id == "removed":
+        router_id = RouterFactory(status=Status.REMOVED).id
+    response = admin_client.post("/customers", body_for(package, router_id=router_id))
+    assert response.status_code == 400, response.content
+    assert "router_id" in response.json()
+    assert not Customer.objects.exists()
+
+
+def test_put_with_a_removed_router_is_400_and_keeps_the_current_one(admin_client, package):
+    current = RouterFactory()
+    customer = CustomerFactory(package=package, router=current, username="rahim")
+    removed = RouterFactory(status=Status.REMOVED)
+    response = admin_client.put(f"/customers/{customer.uid}",
+                                body_for(package, router_id=removed.id))
+    assert response.status_code == 400
+    assert list(response.json()) == ["router_id"]
+    customer.refresh_from_db()
+    assert customer.router == current
+
+
+def test_a_new_package_or_router_is_carried_to_the_network(
+    admin, package, django_capture_on_commit_callbacks
+):
+    client, user = admin
+    faster = PackageFactory(router_profile="50M")
+    first, second = RouterFactory(), RouterFactory()
+    customer = CustomerFactory(package=package, router=first, username="rahim")
+    with django_capture_on_commit_callbacks(execute=False):
+        same = client.put(f"/customers/{customer.uid}",
+                          body_for(package, router_id=first.id, name="Same connection"))
+        assert same.status_code == 200, same.content
+        assert not ConnectionChange.objects.exists()
+        client.put(f"/customers/{customer.uid}", body_for(faster, router_id=first.id))
+        client.put(f"/customers/{customer.uid}", body_for(faster, router_id=second.id))
+    changes = list(ConnectionChange.objects.filter(customer=customer).order_by("id"))
+    assert [(c.reason, c.enable, c.requested_by) for c in changes] == [
+        (ConnectionChange.Reason.PACKAGE, True, user)] * 2
+
+
+def test_a_switch_off_with_a_move_makes_one_change(
+    admin_client, package, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(package=package, router=RouterFactory(), username="rahim")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.put(
+            f"/customers/{customer.uid}",
+            body_for(package, router_id=RouterFactory().id, is_active=False),
+        )
+    assert response.status_code == 200, response.content
+    change = ConnectionChange.objects.get(customer=customer)
+    assert (change.reason, change.enable) == (ConnectionChange.Reason.UPDATE, False)
+
+
+def test_a_new_customer_on_a_router_makes_no_package_change(
+    admin_client, package, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post("/customers", body_for(package, router_id=RouterFactory().id))
+    assert response.status_code == 201
+    assert not ConnectionChange.objects.filter(reason=ConnectionChange.Reason.PACKAGE).exists()
