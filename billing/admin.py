@@ -10,8 +10,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from billing.audit import customer_history
 from billing.models import (
@@ -28,7 +29,8 @@ from billing.models import (
     RouterAction,
     RouterRun,
 )
-from billing.router_runs import router_run_request
+from billing.router_runs import INTERNAL_KEYS, router_run_request
+from core.enums import Status
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -317,7 +319,7 @@ class RouterForm(forms.ModelForm):
     """The password is typed, never shown back; left blank on a change, it is kept."""
 
     password = forms.CharField(
-        widget=forms.PasswordInput(render_value=False), required=False,
+        widget=forms.PasswordInput(render_value=False), required=False, max_length=200,
         help_text="Stored encrypted. Leave blank to keep the current one.",
     )
 
@@ -332,6 +334,17 @@ class RouterForm(forms.ModelForm):
             raise forms.ValidationError("A new router needs its password.")
         return password
 
+    def clean_status(self):
+        # The API's rule for a soft delete: not while customers are on the router.
+        status = self.cleaned_data["status"]
+        if status == Status.REMOVED and self.instance.pk:
+            on_it = self.instance.customers.exclude(status=Status.REMOVED).count()
+            if on_it:
+                raise forms.ValidationError(
+                    f"This router has {on_it} customer(s); move them first."
+                )
+        return status
+
     def save(self, commit=True):
         router = super().save(commit=False)
         if not self.cleaned_data["password"] and router.pk:
@@ -341,15 +354,8 @@ class RouterForm(forms.ModelForm):
         return router
 
 
-class RouterRunInline(ReadOnlyInline):
-    model = RouterRun
-    fields = ["kind", "dry_run", "trigger", "state", "created_at", "finished_at", "result",
-              "error"]
-    ordering = ["-created_at", "-id"]
-    max_num = 10
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).order_by("-created_at", "-id")
+LAST_RUNS_SHOWN = 10
+DRIFT_ROWS_SHOWN = 500
 
 
 @admin.register(Router)
@@ -360,20 +366,44 @@ class RouterAdmin(admin.ModelAdmin):
     list_filter = ["kind", "is_enabled", "last_sync_status", "status"]
     search_fields = ["name", "host"]
     readonly_fields = ["uid", "created_at", "updated_at", "last_sync_at", "last_sync_status",
-                       "last_error", "consecutive_failures", "drift_count", "drift_shown"]
-    inlines = [RouterRunInline]
+                       "last_error", "consecutive_failures", "drift_count", "drift_shown",
+                       "last_runs"]
     actions = ["sync_now", "import_dry_run", "import_confirmed"]
 
     @admin.display(description="drift (last sync)")
     def drift_shown(self, router):
-        return format_html("<pre>{}</pre>", json.dumps(router.drift, indent=1)[:20000])
+        rows = router.drift[:DRIFT_ROWS_SHOWN]
+        more = len(router.drift) - len(rows)
+        return format_html("<pre>{}</pre>{}", json.dumps(rows, indent=1),
+                           f"… and {more} more" if more > 0 else "")
+
+    @admin.display(description=f"last {LAST_RUNS_SHOWN} runs")
+    def last_runs(self, router):
+        # Syncs run every few minutes: an inline would list thousands of them.
+        runs = router.runs.order_by("-created_at", "-id")[:LAST_RUNS_SHOWN]
+        lines = format_html_join(
+            "", "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td></tr>",
+            ((reverse("admin:billing_routerrun_change", args=[run.pk]),
+              f"{run.kind}{' (dry run)' if run.dry_run else ''}", run.trigger, run.state,
+              timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M"),
+              json.dumps({k: v for k, v in run.result.items() if k not in INTERNAL_KEYS})[:500],
+              run.error[:200])
+             for run in runs),
+        )
+        if not lines:
+            return "No runs yet."
+        return format_html(
+            "<table><tr><th>run</th><th>trigger</th><th>state</th><th>created</th>"
+            "<th>result</th><th>error</th></tr>{}</table>", lines,
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False  # soft delete: set the status to REMOVED
 
     def _request_runs(self, request, routers, kind, *, dry_run=False):
         for router in routers:
-            if not router.is_enabled or router.status == "REMOVED":
+            if not router.is_enabled or router.status == Status.REMOVED:
                 self.message_user(request, f"{router}: switched off, not run.", messages.WARNING)
                 continue
             run = router_run_request(router=router, kind=kind, requested_by=request.user,
@@ -382,15 +412,15 @@ class RouterAdmin(admin.ModelAdmin):
                 "import" if kind == RouterRun.Kind.IMPORT else "sync")
             self.message_user(request, f"{router}: {what} {run.state.lower()}, task {run.task_id}.")
 
-    @admin.action(description="Sync now (compare and repair)")
+    @admin.action(description="Sync now")
     def sync_now(self, request, queryset):
         self._request_runs(request, queryset, RouterRun.Kind.SYNC)
 
-    @admin.action(description="Import customers: dry run")
+    @admin.action(description="Import (dry run)")
     def import_dry_run(self, request, queryset):
         self._request_runs(request, queryset, RouterRun.Kind.IMPORT, dry_run=True)
 
-    @admin.action(description="Import customers: write them")
+    @admin.action(description="Import (confirm)")
     def import_confirmed(self, request, queryset):
         self._request_runs(request, queryset, RouterRun.Kind.IMPORT, dry_run=False)
 
