@@ -413,3 +413,24 @@ def test_task_status_stays_with_managers(client_as, admin, django_capture_on_com
                          (UserKind.CUSTOMER, 403)):
         client, _ = client_as(kind)
         assert client.get(f"/tasks/{task_id}").status_code == status, kind
+
+
+@pytest.mark.parametrize("raw", [
+    b'"timeout_seconds": NaN', b'"timeout_seconds": Infinity', b'"port": 1e400',
+    b'"calls_per_second": -Infinity',
+])
+def test_numbers_json_cannot_hold_are_400(admin, raw):
+    body = b'{"name": "n", "host": "h", "username": "u", "password": "p", ' + raw + b"}"
+    response = admin.post("/routers", body)
+    assert response.status_code == 400, response.content
+    assert not Router.objects.exists()
+
+
+def test_a_package_profile_is_at_most_64_characters(admin):
+    response = admin.post("/packages", {"name": "P", "speed_mbps": 5, "price": "10",
+                                        "router_profile": "p" * 65})
+    assert response.status_code == 400
+    assert "router_profile" in response.json()
+    created = admin.post("/packages", {"name": "P", "speed_mbps": 5, "price": "10",
+                                       "router_profile": " 5M "})
+    assert created.json()["router_profile"] == "5M"
