@@ -22,6 +22,8 @@ from billing.models import (
     ConnectionChange,
     Customer,
     Notification,
+    OnlinePayment,
+    OnlinePaymentEvent,
     Package,
     Payment,
     ReconciliationRun,
@@ -31,6 +33,7 @@ from billing.models import (
 )
 from billing.router_runs import INTERNAL_KEYS, router_run_request
 from core.enums import Status
+from core.permissions import allows
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -147,6 +150,7 @@ class CollectionInline(ReadOnlyInline):
         "created_at",
         "voided_at",
         "source",
+        "online_payment",
         "note",
     ]
 
@@ -449,3 +453,46 @@ class RouterActionAdmin(ReadOnlyAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class OnlinePaymentEventInline(ReadOnlyInline):
+    model = OnlinePaymentEvent
+    fields = ["created_at", "kind", "state_before", "state_after", "data"]
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OnlinePayment)
+class OnlinePaymentAdmin(ReadOnlyAdmin):
+    """Customers' own payments through a provider, with every answer the provider gave.
+    Only the provider's confirmation moves one; staff may refund a paid one."""
+
+    list_display = ["created_at", "customer", "provider", "state", "amount",
+                    "refunded_amount", "transaction_id", "invoice_number"]
+    list_filter = ["state", "provider"]
+    search_fields = ["customer__name", "customer__phone", "transaction_id", "invoice_number",
+                     "provider_payment_id"]
+    list_select_related = ["customer"]
+    inlines = [OnlinePaymentEventInline]
+    actions = ["refund_in_full"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Refund the selected payments in full (through the provider)")
+    def refund_in_full(self, request, queryset):
+        from billing.online_payments import ProviderDown, online_payment_refund
+        from core.errors import FieldErrors
+
+        if not allows(request.user, "online_payments.refund"):
+            raise PermissionDenied
+        for online in queryset:
+            try:
+                online_payment_refund(online_payment=online, amount=None, actor=request.user)
+            except (FieldErrors, ProviderDown) as error:
+                detail = error.body if isinstance(error, FieldErrors) else str(error)
+                self.message_user(request, f"{online}: not refunded: {detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"{online}: refunded.", messages.SUCCESS)

@@ -4,7 +4,10 @@ from ninja import Body, Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from billing import bills, router_runs, selectors, services
+from billing import online_payments as pay_service
 from billing import routers as router_services
+from billing.models import Customer as CustomerModel
+from billing.models import OnlinePayment as OnlinePaymentModel
 from billing.models import Router as RouterModel
 from billing.models import RouterRun
 from billing.schemas import (
@@ -14,14 +17,18 @@ from billing.schemas import (
     CustomerList,
     CustomerWrite,
     Dashboard,
+    OnlinePaymentOut,
+    OnlinePaymentStarted,
     PackageDetail,
     PackageList,
     PackageWrite,
+    PayIn,
     PaymentCreate,
     PaymentDetail,
     PaymentIn,
     PaymentList,
     PaymentUpdate,
+    RefundIn,
     RouterDetail,
     RouterDrift,
     RouterImportIn,
@@ -31,7 +38,8 @@ from billing.schemas import (
     TaskAccepted,
     TaskStatus,
 )
-from core.enums import BillingMonth, PaymentMethod, UserKind
+from core.enums import BillingMonth, OnlineProvider, OnlineState, PaymentMethod, UserKind
+from core.errors import ServiceUnavailable
 from core.listing import ListParams, filters_apply, ordering_apply, search_filter
 from core.permissions import require
 from core.schemas import BillingYear, DbInt
@@ -436,3 +444,85 @@ def router_import(
         dry_run=payload.dry_run if payload else True,
     )
     return Status(202, {"task_id": run.task_id})
+
+
+# Online payments -------------------------------------------------------------
+
+me = Router(tags=["online payments"])
+online_payments = Router(tags=["online payments"])
+
+
+class OnlinePaymentFilters(ListParams):
+    state: OnlineState | None = None
+    provider: OnlineProvider | None = None
+    customer_id: DbInt | None = None
+
+
+ONLINE_FILTERS = {"state": "state", "provider": "provider", "customer_id": "customer_id"}
+ONLINE_SEARCH = ("customer__name", "customer__phone", "transaction_id", "invoice_number")
+ONLINE_ORDERING = {"created_at": "created_at", "amount": "amount", "updated_at": "updated_at"}
+
+
+def _own_customer(user):
+    require(user, "bills.pay_own")
+    customer = selectors.customer_list(viewer=user).select_related("package").first()
+    if customer is None:
+        raise CustomerModel.DoesNotExist()
+    return customer
+
+
+@me.get("/bills", response=list[PaymentList])
+@paginate
+def my_bills(request, params: Query[ListParams]):
+    customer = _own_customer(request.auth)
+    return selectors.payment_page(viewer=request.auth).filter(
+        customer=customer, paid=False).order_by("billing_year", "created_at", "id")
+
+
+@me.post("/bills/pay", response={201: OnlinePaymentStarted})
+def my_bills_pay(request, payload: PayIn):
+    customer = _own_customer(request.auth)
+    try:
+        online = pay_service.online_payment_start(
+            customer=customer, provider=payload.provider, payment_uids=payload.payment_uids)
+    except pay_service.ProviderDown as error:
+        raise ServiceUnavailable(f"{payload.provider} is not answering: {error}") from None
+    return Status(201, selectors.online_payment_list(viewer=request.auth).get(pk=online.pk))
+
+
+def _require_online_reader(user, permission: str = "online_payments.read") -> None:
+    # A customer is not told about other customers' payments (404, as for a record).
+    if user.kind == UserKind.CUSTOMER:
+        raise OnlinePaymentModel.DoesNotExist()
+    require(user, permission)
+
+
+@online_payments.get("", response=list[OnlinePaymentOut])
+@paginate
+def online_payment_list(request, filters: Query[OnlinePaymentFilters]):
+    _require_online_reader(request.auth)
+    found = filters_apply(selectors.online_payment_list(viewer=request.auth), filters,
+                          ONLINE_FILTERS)
+    found = search_filter(found, filters.search, ONLINE_SEARCH)
+    return ordering_apply(found, filters.ordering, ONLINE_ORDERING)
+
+
+@online_payments.get("/{uid}", response=OnlinePaymentOut)
+def online_payment_detail(request, uid: UUID):
+    _require_online_reader(request.auth)
+    return selectors.online_payment_list(viewer=request.auth).get(uid=uid)
+
+
+@online_payments.post("/{uid}/refund", response=OnlinePaymentOut)
+def online_payment_refund(
+    request, uid: UUID, payload: RefundIn | None = Body(None),  # noqa: B008
+):
+    _require_online_reader(request.auth, "online_payments.refund")
+    found = selectors.online_payment_list(viewer=request.auth).get(uid=uid)
+    try:
+        pay_service.online_payment_refund(online_payment=found,
+                                     amount=payload.amount if payload else None,
+                                     actor=request.auth)
+    except pay_service.ProviderDown as error:
+        raise ServiceUnavailable(f"{found.provider} is not answering: {error}") from None
+    return selectors.online_payment_list(viewer=request.auth).get(pk=found.pk)

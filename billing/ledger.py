@@ -16,7 +16,7 @@ from core.enums import BillingMonth, PaymentMethod
 from core.errors import NON_FIELD_ERRORS, field_error
 
 Kind = Collection.Kind
-CASH_KINDS = (Kind.COLLECTION, Kind.ADJUSTMENT)
+CASH_KINDS = (Kind.COLLECTION, Kind.ADJUSTMENT, Kind.REFUND)
 
 
 def _month_key(payment: Payment) -> tuple[int, int]:

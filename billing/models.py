@@ -11,7 +11,15 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedCharField
 
-from core.enums import BillingMonth, ConnectionType, PaymentMethod, RouterKind, Status
+from core.enums import (
+    BillingMonth,
+    ConnectionType,
+    OnlineProvider,
+    OnlineState,
+    PaymentMethod,
+    RouterKind,
+    Status,
+)
 from core.listing import ordered_by
 from core.timeutils import FIRST_YEAR, LAST_YEAR
 from core.validators import validate_json_numbers
@@ -272,6 +280,8 @@ class Collection(models.Model):
         CREDIT_OUT = "CREDIT_OUT"
         # Shows a corrected line cancelled; voided from the start, it never counts.
         REVERSAL = "REVERSAL"
+        # Money given back through the provider it came by (negative).
+        REFUND = "REFUND"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="collections")
@@ -289,6 +299,11 @@ class Collection(models.Model):
     source = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="derived"
     )
+    # The customer's own payment through a provider that brought (or refunded) the money.
+    online_payment = models.ForeignKey(
+        "OnlinePayment", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="collections",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when the record is voided or the line corrected, which frees its transaction id.
     voided_at = models.DateTimeField(null=True, blank=True)
@@ -296,10 +311,23 @@ class Collection(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
+            # An online payment spread over several records carries its transaction id on
+            # each of their lines; OnlinePayment makes that id count once.
             models.UniqueConstraint(
                 fields=["payment_method", "transaction_id"],
-                condition=~Q(transaction_id="") & Q(voided_at__isnull=True),
+                condition=~Q(transaction_id="") & Q(voided_at__isnull=True)
+                & Q(online_payment__isnull=True),
                 name="collection_trxid_unique_per_method",
+            ),
+            # An online payment's money lands on a record once, however often it is confirmed.
+            models.UniqueConstraint(
+                fields=["online_payment", "payment"],
+                condition=Q(kind="COLLECTION") & Q(online_payment__isnull=False),
+                name="collection_online_once_per_record",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="REFUND") | (Q(amount__lt=0) & Q(online_payment__isnull=False)),
+                name="collection_refund_negative_online",
             ),
             models.CheckConstraint(
                 condition=~Q(kind="COLLECTION") | Q(amount__gt=0),
@@ -310,6 +338,85 @@ class Collection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} on {self.payment}"
+
+
+class OnlinePayment(TimeStamped):
+    """A customer paying their bills through a provider: one attempt, from the checkout
+    it opens to the provider's confirmation. See ``billing.online_payments``."""
+
+    Provider = OnlineProvider
+    State = OnlineState
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="online_payments")
+    payments = models.ManyToManyField(Payment, related_name="online_payments", blank=True,
+                                      help_text="The bill records it pays.")
+    provider = models.CharField(max_length=12, choices=OnlineProvider.choices)
+    state = models.CharField(max_length=12, choices=OnlineState.choices,
+                             default=OnlineState.CREATED)
+    amount = money_field()
+    currency = models.CharField(max_length=3, default="BDT")
+    # What we call it at the provider (bKash's merchantInvoiceNumber).
+    invoice_number = models.CharField(max_length=40, unique=True)
+    provider_payment_id = models.CharField(max_length=100, blank=True, default="")
+    transaction_id = models.CharField(max_length=100, blank=True, default="")
+    redirect_url = models.TextField(blank=True, default="")
+    refunded_amount = money_field(default=ZERO)
+    error = models.TextField(blank=True, default="")
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    # Until then the customer may still finish at the provider; then the sweep asks it.
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            ordered_by("created_at", name="online_created_order_idx"),
+            models.Index(fields=["state", "updated_at"], name="online_state_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"],
+                condition=~Q(provider_payment_id=""), name="online_provider_payment_once",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "transaction_id"],
+                condition=~Q(transaction_id=""), name="online_transaction_once",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="online_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+                name="online_refund_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state__in=["SUCCEEDED", "REFUNDED"]) | ~Q(transaction_id=""),
+                name="online_paid_has_transaction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.amount} {self.invoice_number}"
+
+    @property
+    def payment_uids(self) -> list[uuid.UUID]:
+        """The records it pays (from the prefetch, where the caller made one)."""
+        return [payment.uid for payment in self.payments.all()]
+
+
+class OnlinePaymentEvent(models.Model):
+    """Append-only: every provider answer and callback an online payment saw, for audit."""
+
+    online_payment = models.ForeignKey(OnlinePayment, on_delete=models.PROTECT,
+                                       related_name="events")
+    kind = models.CharField(max_length=20)  # CREATE, CALLBACK, EXECUTE, QUERY, WEBHOOK, ...
+    state_before = models.CharField(max_length=12, blank=True, default="")
+    state_after = models.CharField(max_length=12, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.state_before}->{self.state_after}"
 
 
 class ConnectionChange(models.Model):

@@ -24,6 +24,8 @@ from django.utils import timezone
 
 from billing.messaging import DeliveryError, PermanentDeliveryError, send_email, sms_backend
 from billing.models import ZERO, Customer, Notification, Payment
+from billing.pay_links import pay_link
+from billing.providers import enabled_providers
 from core.cache import CACHE_ERRORS, cache_delete
 from core.queue import publish, queue_for
 
@@ -108,7 +110,8 @@ def render(notification: Notification) -> tuple[str, str]:
     payment = notification.payment
     due = max(payment.bill_amount - payment.amount, ZERO) if payment else ZERO
     context = {"customer": notification.customer, "payment": payment, "due": due,
-               "event": notification.event}
+               "event": notification.event,
+               "pay_url": pay_link(notification.customer) if enabled_providers() else ""}
     text = render_to_string(f"notifications/{notification.event}.txt", context).strip()
     subject = render_to_string("notifications/subject.txt", context).strip()
     return subject, text

@@ -11,7 +11,15 @@ from ninja import Field, Schema
 from pydantic import AfterValidator, BeforeValidator, field_validator
 
 from accounts.schemas import UserList, UserLite, _valid_email
-from core.enums import BillingMonth, ConnectionType, PaymentMethod, RouterKind, Status
+from core.enums import (
+    BillingMonth,
+    ConnectionType,
+    OnlineProvider,
+    OnlineState,
+    PaymentMethod,
+    RouterKind,
+    Status,
+)
 from core.schemas import (
     BillingYear,
     DbInt,
@@ -401,3 +409,41 @@ class TaskStatus(Schema):
     status: str
     result: Any = None
     progress: dict[str, Any] | None = None
+
+
+# Online payments --------------------------------------------------------------
+
+
+class OnlinePaymentOut(OutSchema):
+    id: int
+    uid: UUID
+    customer: CustomerBase
+    provider: OnlineProvider
+    state: OnlineState
+    amount: Money
+    currency: str
+    provider_payment_id: str
+    transaction_id: str
+    payment_uids: list[UUID]
+    created_at: LocalDateTime
+    updated_at: LocalDateTime
+
+
+class OnlinePaymentStarted(OnlinePaymentOut):
+    redirect_url: str
+
+
+class PayIn(Schema):
+    provider: OnlineProvider
+    payment_uids: list[UUID] | None = Field(None, max_length=120)
+
+
+class RefundIn(Schema):
+    amount: MoneyIn | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _positive(cls, value):
+        if value is not None and value <= 0:
+            raise ValueError("Ensure this value is greater than 0.")
+        return value

@@ -3,10 +3,10 @@
 import hashlib
 from decimal import Decimal
 
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 
 from accounts.models import User
-from billing.models import ZERO, Customer, Package, Payment, Router
+from billing.models import ZERO, Customer, OnlinePayment, Package, Payment, Router
 from core.cache import cache_get, cache_set
 from core.enums import PaymentMethod, Status, UserKind
 from core.listing import nested_values
@@ -235,3 +235,14 @@ def _json_or_text(value):
         return json.loads(value) if value else None
     except (TypeError, ValueError):
         return value
+
+
+def online_payment_list(*, viewer: User) -> QuerySet[OnlinePayment]:
+    """Online payments with their customer and the uids of the records they pay (a
+    CUSTOMER sees only their own), newest first."""
+    found = OnlinePayment.objects.select_related("customer").prefetch_related(
+        Prefetch("payments", queryset=Payment.objects.only("uid").order_by("pk"))
+    )
+    if viewer.kind == UserKind.CUSTOMER:
+        found = found.filter(customer__user=viewer)
+    return found

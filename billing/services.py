@@ -295,6 +295,11 @@ def payment_settle(payment: Payment) -> None:
     payment.paid = payment.waived or payment.amount >= payment.bill_amount
 
 
+def amount_due(payment: Payment) -> Decimal:
+    """What is still owed on a record: nothing once it is paid (``payment_settle``)."""
+    return ZERO if payment.paid else max(payment.bill_amount - payment.amount, ZERO)
+
+
 def _trxid_taken(method: str, transaction_id: str, exclude_payment: Payment | None) -> bool:
     if not transaction_id:
         return False

@@ -72,3 +72,19 @@ class RouterKind(models.TextChoices):
 
     ROUTEROS_REST = "ROUTEROS_REST"
     ROUTEROS_API = "ROUTEROS_API"
+
+
+class OnlineProvider(models.TextChoices):
+    BKASH = "BKASH"
+    NAGAD = "NAGAD"
+    SSLCOMMERZ = "SSLCOMMERZ"
+
+
+class OnlineState(models.TextChoices):
+    CREATED = "CREATED"
+    REDIRECTED = "REDIRECTED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    REFUNDED = "REFUNDED"

@@ -31,6 +31,9 @@ ROLES: dict[str, set[str]] = {
     "tasks.read": _MANAGERS,
     "dashboard.read": _STAFF,
     "routers.manage": _ADMINS,
+    "online_payments.read": _MANAGERS,
+    "online_payments.refund": _ADMINS,
+    "bills.pay_own": {UserKind.CUSTOMER},
 }
 
 # The kinds of user each kind may create, change or delete.

@@ -264,6 +264,33 @@ NETWORK_ATTEMPT_SECONDS = env.float("NETWORK_ATTEMPT_SECONDS", default=30.0)
 if NETWORK_BACKEND == "mikrotik" and not MIKROTIK_URL:
     raise ImproperlyConfigured("NETWORK_BACKEND=mikrotik needs MIKROTIK_URL.")
 
+# Online payments (billing.online_payments). Each provider is off unless its base URL
+# is set; credentials come from the environment and are never logged.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+BKASH_BASE_URL = env.str("BKASH_BASE_URL", default="").rstrip("/")
+BKASH_APP_KEY = env.str("BKASH_APP_KEY", default="")
+BKASH_APP_SECRET = env.str("BKASH_APP_SECRET", default="")
+BKASH_USERNAME = env.str("BKASH_USERNAME", default="")
+BKASH_PASSWORD = env.str("BKASH_PASSWORD", default="")
+# bKash asks merchants to wait up to 30 s for execute; then its status query decides.
+BKASH_TIMEOUT_SECONDS = env.float("BKASH_TIMEOUT_SECONDS", default=30.0)
+# Hosts whose SigningCertURL an SNS webhook may name (Amazon SNS's own, by default).
+BKASH_SNS_CERT_HOSTS = env.list("BKASH_SNS_CERT_HOSTS",
+                                default=[r"sns\.[a-z0-9-]+\.amazonaws\.com"])
+NAGAD_BASE_URL = env.str("NAGAD_BASE_URL", default="").rstrip("/")
+NAGAD_MERCHANT_ID = env.str("NAGAD_MERCHANT_ID", default="")
+NAGAD_MERCHANT_PRIVATE_KEY = env.str("NAGAD_MERCHANT_PRIVATE_KEY", default="")
+NAGAD_PUBLIC_KEY = env.str("NAGAD_PUBLIC_KEY", default="")
+SSLCOMMERZ_BASE_URL = env.str("SSLCOMMERZ_BASE_URL", default="").rstrip("/")
+SSLCOMMERZ_STORE_ID = env.str("SSLCOMMERZ_STORE_ID", default="")
+SSLCOMMERZ_STORE_PASSWORD = env.str("SSLCOMMERZ_STORE_PASSWORD", default="")
+# A checkout the customer has not finished by then is asked about, and expired.
+ONLINE_PAYMENT_EXPIRE_MINUTES = env.int("ONLINE_PAYMENT_EXPIRE_MINUTES", default=30)
+# An open online payment with no news for this long is asked about at its provider.
+ONLINE_PAYMENT_STALE_SECONDS = env.int("ONLINE_PAYMENT_STALE_SECONDS", default=120)
+# How long a customer's pay link (/pay/<token>) works.
+PAY_LINK_DAYS = env.int("PAY_LINK_DAYS", default=45)
+
 # Customer notices.
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")

@@ -13,5 +13,6 @@ app.conf.imports = (
     "tasks.dunning",
     "tasks.network",
     "tasks.notifications",
+    "tasks.payments",
     "tasks.reconciliation",
 )

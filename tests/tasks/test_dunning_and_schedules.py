@@ -116,7 +116,7 @@ def test_every_periodic_message_expires_before_the_next_is_due():
     PeriodicTask.objects.update(expire_seconds=None)  # as registered before expiry existed
     call_command("setup_schedules")  # a re-run gives existing schedules their expiry too
     periodic = PeriodicTask.objects.exclude(name__startswith="celery.")
-    assert periodic.count() == 10
+    assert periodic.count() == 11
     day = 24 * 3600
     for task in periodic:
         assert task.expire_seconds, task.name

@@ -41,6 +41,7 @@ SCHEDULES = {
     "Network re-sync (every minute)": ("network.connection_changes_resend", None, 1, 50),
     "Router sync (every 15 minutes)": ("network.routers_sync_all", None, 15, 14 * MINUTE),
     "Router runs resume (every minute)": ("network.router_runs_resume", None, 1, 50),
+    "Online payments check (every minute)": ("payments.online_payments_sweep", None, 1, 50),
     "Bill-run resume (every 5 minutes)": ("bills.runs_resume", None, 5, 4 * MINUTE),
     "Reconciliation resume (every 5 minutes)": (
         "bills.reconciliation_resume", None, 5, 4 * MINUTE,

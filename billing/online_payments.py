@@ -1,0 +1,444 @@
+"""Customers paying their own bills through a provider (bKash, Nagad, SSLCommerz).
+
+An online payment opens a checkout at the provider, sends the customer there, and is
+settled only on the provider's own server-to-server word (an execute, a status query or
+a signed webhook): a callback or redirect says which question to ask, never the answer.
+However often and in whatever order those answers come, the money lands once: the state
+machine below moves under the payment's row lock, and the database makes a provider's
+payment id, its transaction id, and a payment's line on a record count once.
+
+Locks follow ``billing.services.LOCK_ORDER``, with the online payment's row last: the
+customer, their records, then the online payment. No lock is held across a call to a
+provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing.models import (
+    ZERO,
+    Collection,
+    Customer,
+    Notification,
+    OnlinePayment,
+    OnlinePaymentEvent,
+    Payment,
+)
+from billing.notifications import notify
+from billing.providers import Outcome, ProviderError, ProviderUnavailable, Status, provider_for
+from billing.services import (
+    amount_due,
+    customer_reactivate_if_settled,
+    lock_customer_records,
+    payment_settle,
+)
+from core.enums import BillingMonth, OnlineProvider, OnlineState, PaymentMethod
+from core.errors import NON_FIELD_ERRORS, field_error
+from core.queue import publish
+from core.timeutils import business_month
+
+logger = logging.getLogger(__name__)
+
+State = OnlineState
+OPEN = (State.CREATED, State.REDIRECTED)
+# Where each state may go. A payment that ended unpaid may still succeed: the provider's
+# later word that it holds the money (a late webhook, the sweep's query) is the truth.
+MAY_BECOME = {
+    State.CREATED: {State.REDIRECTED, State.SUCCEEDED, State.FAILED, State.CANCELLED,
+                    State.EXPIRED},
+    State.REDIRECTED: {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.EXPIRED},
+    State.FAILED: {State.SUCCEEDED},
+    # FAILED too: completed at the provider, but not as asked (amount, invoice).
+    State.CANCELLED: {State.SUCCEEDED, State.FAILED},
+    State.EXPIRED: {State.SUCCEEDED, State.FAILED},
+    State.SUCCEEDED: {State.REFUNDED},
+    State.REFUNDED: set(),
+}
+ENDED_BY = {Status.FAILED: State.FAILED, Status.CANCELLED: State.CANCELLED}
+# The payment_method of the ledger lines each provider's money makes.
+LEDGER_METHOD = {
+    OnlineProvider.BKASH: PaymentMethod.BKASH,
+    OnlineProvider.NAGAD: PaymentMethod.NAGAD,
+    OnlineProvider.SSLCOMMERZ: PaymentMethod.ONLINE_PAYMENT,
+}
+CHECK_TASK = "payments.online_payment_check"
+SWEEP_BATCH = 500
+
+
+class ProviderDown(Exception):
+    """The provider did not answer; the caller says so (503) and nothing was decided."""
+
+
+# Bills ----------------------------------------------------------------------------
+
+
+def _month_key(payment: Payment) -> tuple[int, int]:
+    return payment.billing_year, BillingMonth(payment.billing_month).number
+
+
+def open_bills(customer: Customer) -> list[Payment]:
+    """The customer's live unpaid records, oldest month first."""
+    records = Payment.objects.filter(customer=customer, voided_at__isnull=True, paid=False)
+    return sorted(records, key=_month_key)
+
+
+# Starting a payment ---------------------------------------------------------------
+
+
+def online_payment_start(
+    *, customer: Customer, provider: str, payment_uids: list | None = None,
+    return_base: str | None = None,
+) -> OnlinePayment:
+    """Open a checkout for the customer's open bills (or the given ones) at ``provider``;
+    the payment comes back REDIRECTED with the provider's ``redirect_url``. ``return_base``:
+    where the provider sends the customer back (default: the pay page)."""
+    gateway = provider_for(provider)
+    if gateway is None:
+        raise field_error("provider", f"{provider} is not available.")
+    if customer.is_free:
+        raise field_error(NON_FIELD_ERRORS, "This customer is free and takes no payments.")
+    bills = open_bills(customer)
+    if payment_uids is not None:
+        wanted = {str(uid) for uid in payment_uids}
+        if not wanted:
+            raise field_error("payment_uids", "Choose at least one bill.")
+        bills = [bill for bill in bills if str(bill.uid) in wanted]
+        if len(bills) != len(wanted):
+            raise field_error("payment_uids", "Only your own unpaid bills can be paid.")
+    amount = sum((amount_due(bill) for bill in bills), ZERO)
+    if amount <= 0:
+        raise field_error(NON_FIELD_ERRORS, "Nothing is owed.")
+    with transaction.atomic():
+        online = OnlinePayment.objects.create(
+            customer=customer, provider=provider, amount=amount,
+            invoice_number=uuid.uuid4().hex[:20].upper(),
+            expires_at=timezone.now() + timedelta(minutes=settings.ONLINE_PAYMENT_EXPIRE_MINUTES),
+        )
+        online.payments.set(bills)
+    back = return_base or f"{settings.PUBLIC_BASE_URL}/pay/return"
+    try:
+        checkout = gateway.create(
+            amount=amount, currency=online.currency, invoice_number=online.invoice_number,
+            payer_reference=online.invoice_number, callback_url=f"{back}/{online.uid}",
+        )
+    except ProviderUnavailable as error:
+        _move(online.pk, State.FAILED, "CREATE", error.answer, error=str(error))
+        raise ProviderDown(str(error)) from None
+    except ProviderError as error:
+        _move(online.pk, State.FAILED, "CREATE", error.answer, error=str(error))
+        raise field_error("provider", f"{provider} refused the payment: {error}") from None
+    _move(online.pk, State.REDIRECTED, "CREATE", checkout.answer,
+          provider_payment_id=checkout.provider_payment_id, redirect_url=checkout.redirect_url)
+    online.refresh_from_db()
+    return online
+
+
+# Provider answers -----------------------------------------------------------------
+
+
+def online_payment_returned(*, online_payment: OnlinePayment, callback: dict) -> OnlinePayment:
+    """The customer came back from the provider (its redirect, with whatever fields it
+    carries): ask the provider, server to server, how the payment ended."""
+    if online_payment.state in (State.SUCCEEDED, State.REFUNDED) \
+            or not online_payment.provider_payment_id:
+        return online_payment
+    if callback.get("paymentID") not in (None, online_payment.provider_payment_id):
+        raise field_error("paymentID", "This callback is not for this payment.")
+    gateway = provider_for(online_payment.provider)
+    if gateway is None:
+        raise ProviderDown(f"{online_payment.provider} is switched off")
+    try:
+        outcome = gateway.confirm(provider_payment_id=online_payment.provider_payment_id,
+                                  callback=callback)
+    except ProviderUnavailable as error:
+        raise ProviderDown(str(error)) from None
+    except ProviderError as error:
+        _record(online_payment.pk, "CONFIRM", error.answer, error=str(error))
+        return _fresh(online_payment)
+    online_payment_apply(online_payment.pk, outcome, "CONFIRM")
+    return _fresh(online_payment)
+
+
+def online_payment_check(*, online_payment_id: int) -> OnlinePayment | None:
+    """Ask the provider about an open payment (the sweep: no callback came, or execute
+    gave no answer); expire it when its time is up and the provider has nothing."""
+    online = OnlinePayment.objects.filter(pk=online_payment_id).first()
+    if online is None or online.state not in OPEN:
+        return online
+    gateway = provider_for(online.provider)
+    outcome = None
+    if gateway is not None and online.provider_payment_id:
+        try:
+            outcome = gateway.query(provider_payment_id=online.provider_payment_id)
+        except ProviderUnavailable:
+            return online  # asked again by the next sweep
+        except ProviderError as error:
+            _record(online.pk, "QUERY", error.answer, error=str(error))
+    if outcome is not None and outcome.status != Status.PENDING:
+        online_payment_apply(online.pk, outcome, "QUERY")
+    elif online.expires_at <= timezone.now():
+        _move(online.pk, State.EXPIRED, "EXPIRE", outcome.answer if outcome else {})
+    else:
+        OnlinePayment.objects.filter(pk=online.pk).update(updated_at=timezone.now())
+    return _fresh(online)
+
+
+def online_payment_notice(*, provider: str, body: bytes) -> OnlinePayment | None:
+    """A provider's webhook: verified, then applied as its answer. Raises ``ProviderError``
+    when it is not genuine; None when it names no payment of ours (or asks nothing)."""
+    gateway = provider_for(provider)
+    if gateway is None:
+        raise ProviderError(f"{provider} is switched off")
+    try:
+        notice = gateway.notice(body)
+    except ProviderUnavailable as error:
+        raise ProviderDown(str(error)) from None
+    if notice.outcome is None:
+        return None
+    online = None
+    if notice.invoice_number:
+        online = OnlinePayment.objects.filter(provider=provider,
+                                              invoice_number=notice.invoice_number).first()
+    if online is None and notice.provider_payment_id:
+        online = OnlinePayment.objects.filter(
+            provider=provider, provider_payment_id=notice.provider_payment_id).first()
+    if online is None:
+        logger.warning("%s webhook for an unknown payment (invoice %r)", provider,
+                       notice.invoice_number)
+        return None
+    if notice.outcome.status != Status.PENDING:
+        online_payment_apply(online.pk, notice.outcome, "WEBHOOK")
+    return _fresh(online)
+
+
+def online_payment_apply(online_payment_id: int, outcome: Outcome, kind: str) -> None:
+    """Apply what the provider said. COMPLETED with our amount, currency and invoice:
+    settled (once); COMPLETED with anything else: FAILED and not credited, for a person;
+    FAILED or CANCELLED: so, unless it is paid already."""
+    if outcome.status == Status.COMPLETED:
+        online = OnlinePayment.objects.get(pk=online_payment_id)
+        mismatch = _mismatch(online, outcome)
+        if mismatch:
+            _move(online_payment_id, State.FAILED, kind, outcome.answer, error=mismatch)
+            return
+        _settle(online_payment_id, outcome, kind)
+    elif outcome.status in ENDED_BY:
+        _move(online_payment_id, ENDED_BY[outcome.status], kind, outcome.answer)
+    else:
+        _record(online_payment_id, kind, outcome.answer)
+
+
+def _mismatch(online: OnlinePayment, outcome: Outcome) -> str:
+    problems = []
+    if outcome.amount != online.amount:
+        problems.append(f"amount {outcome.amount} (asked {online.amount})")
+    if outcome.currency and outcome.currency != online.currency:
+        problems.append(f"currency {outcome.currency} (asked {online.currency})")
+    if outcome.invoice_number and outcome.invoice_number != online.invoice_number:
+        problems.append(f"invoice {outcome.invoice_number} (asked {online.invoice_number})")
+    if not problems:
+        return ""
+    return ("The provider reports " + ", ".join(problems) + f" for transaction "
+            f"{outcome.transaction_id}: not credited; check it with the provider.")
+
+
+def _landing(customer: Customer, online: OnlinePayment) -> list[Payment]:
+    """The records the money lands on, locked: the live ones it was opened for, oldest
+    first; with none left live, the customer's oldest open record, else this month's."""
+    ids = list(online.payments.values_list("pk", flat=True))
+    _, found = lock_customer_records(customer.pk, ids)
+    live = sorted((p for p in found.values() if p.voided_at is None), key=_month_key)
+    if live:
+        return live
+    fallback = open_bills(customer)
+    if fallback:
+        _, found = lock_customer_records(customer.pk, [fallback[0].pk])
+        return list(found.values())
+    year, month = business_month()
+    record, _ = Payment.objects.get_or_create(
+        customer=customer, billing_year=year, billing_month=month, voided_at__isnull=True,
+        defaults={"bill_amount": customer.package.price})
+    _, found = lock_customer_records(customer.pk, [record.pk])
+    return list(found.values())
+
+
+def _settle(online_payment_id: int, outcome: Outcome, kind: str) -> None:
+    """The money on the bills, in one transaction: a line per record (the oldest first,
+    each up to what it owes, the rest on the last: credit, as staff payments make it),
+    records settled by the rule, the customer switched on when a record became paid,
+    the payment-received notice written, then SUCCEEDED."""
+    customer_id = OnlinePayment.objects.values_list("customer_id", flat=True) \
+        .get(pk=online_payment_id)
+    try:
+        with transaction.atomic():
+            customer, _ = lock_customer_records(customer_id)
+            online = OnlinePayment.objects.select_for_update().get(pk=online_payment_id)
+            if online.state in (State.SUCCEEDED, State.REFUNDED):
+                return
+            records = _landing(customer, online)
+            left = online.amount
+            method = LEDGER_METHOD[online.provider]
+            now = timezone.now()
+            for index, record in enumerate(records):
+                last = index == len(records) - 1
+                share = left if last else min(left, amount_due(record))
+                if share <= 0:
+                    continue
+                Collection.objects.create(
+                    payment=record, amount=share, payment_method=method,
+                    transaction_id=outcome.transaction_id, payment_date=now,
+                    note=f"Paid online ({online.provider}, invoice {online.invoice_number})",
+                    online_payment=online,
+                )
+                left -= share
+                record.payment_method = method
+                record.transaction_id = outcome.transaction_id
+                record.payment_date = now
+                payment_settle(record)
+                record.save()
+                record.customer = customer
+                customer_reactivate_if_settled(record, None)
+            notify(customer=customer, event=Notification.Event.PAYMENT_RECEIVED,
+                   key=f"online:{online.pk}", payment=records[0])
+            _transition(online, State.SUCCEEDED, kind, outcome.answer,
+                        transaction_id=outcome.transaction_id, succeeded_at=now, error="")
+    except IntegrityError as error:
+        # The transaction id is another payment's already: never credited twice.
+        _move(online_payment_id, State.FAILED, kind, outcome.answer,
+              error=f"Transaction {outcome.transaction_id} is recorded already: {error}"[:500])
+
+
+# State ----------------------------------------------------------------------------
+
+
+def _transition(online: OnlinePayment, state: str, kind: str, answer: dict,
+                **fields) -> bool:
+    """Move the locked ``online`` to ``state`` (when the machine allows it; staying in
+    its state always is), with ``fields``; the answer is kept either way."""
+    before = online.state
+    moved = state == before or state in MAY_BECOME[before]
+    if moved:
+        online.state = state
+        for name, value in fields.items():
+            setattr(online, name, value)
+        online.save()
+    OnlinePaymentEvent.objects.create(online_payment=online, kind=kind, state_before=before,
+                                      state_after=online.state, data=answer or {})
+    return moved
+
+
+def _move(online_payment_id: int, state: str, kind: str, answer: dict, **fields) -> bool:
+    """``_transition`` under the payment's own lock (no money moves)."""
+    with transaction.atomic():
+        online = OnlinePayment.objects.select_for_update().get(pk=online_payment_id)
+        return _transition(online, state, kind, answer, **fields)
+
+
+def _record(online_payment_id: int, kind: str, answer: dict, *, error: str = "") -> None:
+    with transaction.atomic():
+        online = OnlinePayment.objects.select_for_update().get(pk=online_payment_id)
+        data = dict(answer or {})
+        if error:
+            data["error"] = error
+        OnlinePaymentEvent.objects.create(online_payment=online, kind=kind,
+                                          state_before=online.state, state_after=online.state,
+                                          data=data)
+
+
+def _fresh(online: OnlinePayment) -> OnlinePayment:
+    return OnlinePayment.objects.select_related("customer").get(pk=online.pk)
+
+
+# The sweep ------------------------------------------------------------------------
+
+
+def online_payments_sweep() -> int:
+    """Hand every open payment with no news for ``ONLINE_PAYMENT_STALE_SECONDS`` (or past
+    its time) to a check task; the number handed over."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.ONLINE_PAYMENT_STALE_SECONDS)
+    ids = list(
+        OnlinePayment.objects.filter(state__in=OPEN, updated_at__lt=stale)
+        .order_by("updated_at", "id").values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for online_id in ids:
+        publish(CHECK_TASK, args=[online_id])
+    return len(ids)
+
+
+# Refunds --------------------------------------------------------------------------
+
+
+def online_payment_refund(*, online_payment: OnlinePayment, amount: Decimal | None,
+                          actor: User) -> OnlinePayment:
+    """Give money back through the provider: reserved on the payment first (so two staff
+    cannot refund it twice), then asked of the provider, then written as negative lines
+    on the records it paid, the newest first."""
+    gateway = provider_for(online_payment.provider)
+    if gateway is None:
+        raise field_error(NON_FIELD_ERRORS, f"{online_payment.provider} is switched off.")
+    with transaction.atomic():
+        online = OnlinePayment.objects.select_for_update().get(pk=online_payment.pk)
+        if online.state != State.SUCCEEDED:
+            raise field_error(NON_FIELD_ERRORS, f"A {online.state} payment cannot be refunded.")
+        left = online.amount - online.refunded_amount
+        amount = left if amount is None else amount
+        if amount <= 0 or amount > left:
+            raise field_error("amount", f"Refund between 0.01 and {left}.")
+        online.refunded_amount += amount
+        _transition(online, online.state, "REFUND_ASKED", {"amount": f"{amount:.2f}",
+                                                           "by": actor.pk})
+    try:
+        refund = gateway.refund(provider_payment_id=online.provider_payment_id,
+                                transaction_id=online.transaction_id, amount=amount,
+                                invoice_number=online.invoice_number,
+                                reason=f"Refund by {actor.get_full_name() or actor.phone}")
+    except ProviderError as error:
+        with transaction.atomic():
+            online = OnlinePayment.objects.select_for_update().get(pk=online.pk)
+            online.refunded_amount -= amount
+            _transition(online, online.state, "REFUND_FAILED", error.answer, error=str(error))
+        if isinstance(error, ProviderUnavailable):
+            raise ProviderDown(str(error)) from None
+        raise field_error(NON_FIELD_ERRORS, f"The provider refused the refund: {error}") \
+            from None
+    _refund_lines(online.pk, refund, actor)
+    return _fresh(online)
+
+
+def _refund_lines(online_payment_id: int, refund, actor: User) -> None:
+    customer_id = OnlinePayment.objects.values_list("customer_id", flat=True) \
+        .get(pk=online_payment_id)
+    with transaction.atomic():
+        ids = list(Collection.objects.filter(online_payment_id=online_payment_id,
+                                             kind=Collection.Kind.COLLECTION)
+                   .values_list("payment_id", flat=True))
+        _, found = lock_customer_records(customer_id, ids)
+        online = OnlinePayment.objects.select_for_update().get(pk=online_payment_id)
+        left = refund.amount
+        now = timezone.now()
+        for record in sorted(found.values(), key=_month_key, reverse=True):
+            share = min(left, record.amount) if record.voided_at is None else ZERO
+            if share <= 0:
+                continue
+            Collection.objects.create(
+                payment=record, kind=Collection.Kind.REFUND, amount=-share,
+                payment_method=record.payment_method, transaction_id=refund.transaction_id,
+                payment_date=now, note=f"Refund of {online.transaction_id}",
+                recorded_by=actor, online_payment=online,
+            )
+            left -= share
+            payment_settle(record)
+            record.save()
+        error = "" if left == 0 else f"{left} of the refund is not on any live record."
+        state = State.REFUNDED if online.refunded_amount == online.amount else online.state
+        _transition(online, state, "REFUND", refund.answer, error=error)
