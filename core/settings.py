@@ -148,7 +148,14 @@ CELERY_TASK_STORE_EAGER_RESULT = True
 # task's workload is the first part of its name ("bills.run_chunk"), routed by
 # core.queue.route_task through this table; other tasks go to the default queue.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="default")
-TASK_QUEUES = {"bills": "bills", "network": "network", "notifications": "notifications"}
+# payments: calls to the payment providers (up to BKASH_TIMEOUT_SECONDS each), which must
+# not hold up the default queue's sweeps while a provider hangs.
+TASK_QUEUES = {
+    "bills": "bills",
+    "network": "network",
+    "notifications": "notifications",
+    "payments": "payments",
+}
 # Put before every queue's name (the tests give each worker queues of its own).
 TASK_QUEUE_PREFIX = env.str("CELERY_QUEUE_PREFIX", default="")
 CELERY_TASK_ROUTES = ("core.queue.route_task",)
