@@ -475,8 +475,7 @@ def _own_customer(user):
 @paginate
 def my_bills(request, params: Query[ListParams]):
     customer = _own_customer(request.auth)
-    return selectors.payment_page(viewer=request.auth).filter(
-        customer=customer, paid=False).order_by("billing_year", "created_at", "id")
+    return selectors.own_bill_page(viewer=request.auth, customer=customer)
 
 
 @me.post("/bills/pay", response={201: OnlinePaymentStarted})

@@ -5,6 +5,7 @@ lines (or a line and the balance), linked by ``source``; nothing is rewritten. L
 follow ``billing.services.LOCK_ORDER``."""
 
 from decimal import Decimal
+from operator import attrgetter
 
 from django.db import transaction
 from django.db.models import Sum
@@ -12,15 +13,11 @@ from django.utils import timezone
 
 from billing.models import ZERO, Collection, Customer, Payment
 from billing.services import customer_reactivate_if_settled, lock_customer_records, payment_settle
-from core.enums import BillingMonth, PaymentMethod
+from core.enums import PaymentMethod
 from core.errors import NON_FIELD_ERRORS, field_error
 
 Kind = Collection.Kind
 CASH_KINDS = (Kind.COLLECTION, Kind.ADJUSTMENT, Kind.REFUND)
-
-
-def _month_key(payment: Payment) -> tuple[int, int]:
-    return payment.billing_year, BillingMonth(payment.billing_month).number
 
 
 def _label(payment: Payment) -> str:
@@ -52,9 +49,9 @@ def _next_unpaid(customer: Customer, after: Payment | None) -> Payment | None:
     candidates = Payment.objects.select_for_update().filter(
         customer=customer, voided_at__isnull=True, paid=False
     )
-    ordered = sorted(candidates, key=_month_key)
+    ordered = sorted(candidates, key=attrgetter("period"))
     if after is not None:
-        ordered = [p for p in ordered if _month_key(p) > _month_key(after)]
+        ordered = [p for p in ordered if p.period > after.period]
     return ordered[0] if ordered else None
 
 

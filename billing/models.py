@@ -265,8 +265,22 @@ class Payment(TimeStamped):
         return f"{self.customer} {self.billing_month} {self.billing_year}"
 
     @property
+    def period(self) -> tuple[int, int]:
+        """(year, month number): the order of a customer's months (``PERIOD_ORDER`` in SQL)."""
+        return self.billing_year, BillingMonth(self.billing_month).number
+
+    @property
     def is_voided(self) -> bool:
         return self.voided_at is not None
+
+
+# A customer's months oldest first, in SQL (``Payment.period`` in Python).
+PERIOD_ORDER = (
+    "billing_year",
+    models.Case(*(models.When(billing_month=month, then=models.Value(month.number))
+                  for month in BillingMonth)),
+    "id",
+)
 
 
 class Collection(models.Model):

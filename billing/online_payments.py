@@ -18,6 +18,7 @@ import logging
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from operator import attrgetter
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing.models import (
+    PERIOD_ORDER,
     ZERO,
     Collection,
     Customer,
@@ -41,7 +43,7 @@ from billing.services import (
     lock_customer_records,
     payment_settle,
 )
-from core.enums import BillingMonth, OnlineProvider, OnlineState, PaymentMethod
+from core.enums import OnlineProvider, OnlineState, PaymentMethod
 from core.errors import NON_FIELD_ERRORS, field_error
 from core.queue import publish
 from core.timeutils import business_month
@@ -81,14 +83,10 @@ class ProviderDown(Exception):
 # Bills ----------------------------------------------------------------------------
 
 
-def _month_key(payment: Payment) -> tuple[int, int]:
-    return payment.billing_year, BillingMonth(payment.billing_month).number
-
-
 def open_bills(customer: Customer) -> list[Payment]:
     """The customer's live unpaid records, oldest month first."""
-    records = Payment.objects.filter(customer=customer, voided_at__isnull=True, paid=False)
-    return sorted(records, key=_month_key)
+    return list(Payment.objects.filter(customer=customer, voided_at__isnull=True, paid=False)
+                .order_by(*PERIOD_ORDER))
 
 
 # Starting a payment ---------------------------------------------------------------
@@ -256,7 +254,7 @@ def _landing(customer: Customer, online: OnlinePayment) -> list[Payment]:
     first; with none left live, the customer's oldest open record, else this month's."""
     ids = list(online.payments.values_list("pk", flat=True))
     _, found = lock_customer_records(customer.pk, ids)
-    live = sorted((p for p in found.values() if p.voided_at is None), key=_month_key)
+    live = sorted((p for p in found.values() if p.voided_at is None), key=attrgetter("period"))
     if live:
         return live
     fallback = open_bills(customer)
@@ -426,7 +424,7 @@ def _refund_lines(online_payment_id: int, refund, actor: User) -> None:
         online = OnlinePayment.objects.select_for_update().get(pk=online_payment_id)
         left = refund.amount
         now = timezone.now()
-        for record in sorted(found.values(), key=_month_key, reverse=True):
+        for record in sorted(found.values(), key=attrgetter("period"), reverse=True):
             share = min(left, record.amount) if record.voided_at is None else ZERO
             if share <= 0:
                 continue

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 
 from accounts.models import User
-from billing.models import ZERO, Customer, OnlinePayment, Package, Payment, Router
+from billing.models import PERIOD_ORDER, ZERO, Customer, OnlinePayment, Package, Payment, Router
 from core.cache import cache_get, cache_set
 from core.enums import PaymentMethod, Status, UserKind
 from core.listing import nested_values
@@ -92,6 +92,12 @@ _PAYMENT_PAGE_FIELDS = (
 def payment_page(*, viewer: User) -> QuerySet:
     """``payment_list`` as rows of the list shape, for list pages."""
     return nested_values(payment_list(viewer=viewer), *_PAYMENT_PAGE_FIELDS)
+
+
+def own_bill_page(*, viewer: User, customer: Customer) -> QuerySet:
+    """A customer's own unpaid live records, oldest month first (``/me/bills``)."""
+    return (payment_page(viewer=viewer).filter(customer=customer, paid=False, voided_at=None)
+            .order_by(*PERIOD_ORDER))
 
 
 def payment_detail(*, viewer: User, uid) -> Payment:
