@@ -36,6 +36,7 @@ from billing.models import (
     Payment,
 )
 from billing.notifications import notify
+from billing.pay_links import pay_link
 from billing.providers import Outcome, ProviderError, ProviderUnavailable, Status, provider_for
 from billing.services import (
     amount_due,
@@ -94,11 +95,10 @@ def open_bills(customer: Customer) -> list[Payment]:
 
 def online_payment_start(
     *, customer: Customer, provider: str, payment_uids: list | None = None,
-    return_base: str | None = None,
 ) -> OnlinePayment:
     """Open a checkout for the customer's open bills (or the given ones) at ``provider``;
-    the payment comes back REDIRECTED with the provider's ``redirect_url``. ``return_base``:
-    where the provider sends the customer back (default: the pay page)."""
+    the payment comes back REDIRECTED with the provider's ``redirect_url``. The provider
+    sends the customer back to their pay page, whether they started there or in the app."""
     gateway = provider_for(provider)
     if gateway is None:
         raise field_error("provider", f"{provider} is not available.")
@@ -122,7 +122,7 @@ def online_payment_start(
             expires_at=timezone.now() + timedelta(minutes=settings.ONLINE_PAYMENT_EXPIRE_MINUTES),
         )
         online.payments.set(bills)
-    back = return_base or f"{settings.PUBLIC_BASE_URL}/pay/return"
+    back = f"{pay_link(customer)}/return"
     try:
         checkout = gateway.create(
             amount=amount, currency=online.currency, invoice_number=online.invoice_number,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.models import OnlinePayment
+from billing.models import PERIOD_ORDER, OnlinePayment
 from billing.online_payments import (
     OPEN,
     ProviderDown,
@@ -153,10 +152,7 @@ def pay_start(request, token: str) -> HttpResponse:
         return _bills_page(request, token, customer, error="provider", status=400)
     lang = _language(request)
     try:
-        online = online_payment_start(
-            customer=customer, provider=provider,
-            return_base=f"{settings.PUBLIC_BASE_URL}/pay/{token}/return",
-        )
+        online = online_payment_start(customer=customer, provider=provider)
     except FieldErrors as error:
         message = " ".join(m for messages in error.body.values() for m in messages)
         return _bills_page(request, token, customer, error=message, status=400)
@@ -197,7 +193,7 @@ def pay_result(request, token: str, uid: str) -> HttpResponse:
     return _page(request, "result.html", {
         "token": token, "customer": customer, "online": online,
         "provider_name": PROVIDER_NAMES[online.provider], "waiting": online.state in OPEN,
-        "bills": online.payments.order_by("billing_year", "pk"),
+        "bills": online.payments.order_by(*PERIOD_ORDER),
     })
 
 

@@ -164,7 +164,7 @@ class BkashProvider:
         if status != "success":
             # The customer failed or cancelled at bKash: nothing to execute, but only
             # bKash says it did not complete.
-            outcome = self.query(provider_payment_id=provider_payment_id)
+            outcome = self._status(provider_payment_id)
             if outcome.status == Status.PENDING:
                 ended = Status.CANCELLED if status == "cancel" else Status.FAILED
                 return Outcome(ended, answer=outcome.answer)
@@ -177,10 +177,24 @@ class BkashProvider:
         if answer.get("statusCode") == SUCCESS:
             return self._outcome(answer)
         if answer.get("statusCode") in ALREADY_DONE:
-            return self.query(provider_payment_id=provider_payment_id)
+            return self._status(provider_payment_id)
         return Outcome(Status.FAILED, answer=answer)
 
     def query(self, *, provider_payment_id: str) -> Outcome:
+        outcome = self._status(provider_payment_id)
+        if outcome.answer.get("transactionStatus") != "Initiated":
+            return outcome
+        # The customer may have approved at bKash and lost their way back to us (a closed
+        # tab, a dropped answer to execute): bKash takes the money only when the merchant
+        # executes, and refuses to execute what the customer has not approved.
+        answer = self._checkout("/tokenized/checkout/execute", {"paymentID": provider_payment_id})
+        if answer.get("statusCode") == SUCCESS:
+            return self._outcome(answer)
+        if answer.get("statusCode") in ALREADY_DONE:
+            return self._status(provider_payment_id)
+        return outcome
+
+    def _status(self, provider_payment_id: str) -> Outcome:
         answer = self._checkout("/tokenized/checkout/payment/status",
                                 {"paymentID": provider_payment_id})
         if answer.get("statusCode") != SUCCESS:
