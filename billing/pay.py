@@ -110,7 +110,9 @@ def _page(request, template: str, context: dict, status: int = 200) -> HttpRespo
     response = render(request, f"pay/{template}", {
         "t": TEXT[lang], "lang": lang, "other_lang": other, **context}, status=status)
     response["Cache-Control"] = "no-store"  # a pay link's page is the customer's own
-    response["Referrer-Policy"] = "no-referrer"  # the token must not leak to providers
+    # The token must not leak to providers; "no-referrer" would also make the browser
+    # send "Origin: null" with the pay form, which CSRF protection refuses.
+    response["Referrer-Policy"] = "same-origin"
     return response
 
 
