@@ -1,0 +1,91 @@
+"""An online payment on real workers, against the fake bKash and the fake RouterOS:
+a suspended customer approves at bKash and closes the tab (no redirect ever comes); the
+payments sweep asks bKash, the money lands once, the network worker switches the
+connection on at the router, and the receipt goes out once."""
+
+import pytest
+
+from billing.models import (
+    Collection,
+    ConnectionChange,
+    Customer,
+    Notification,
+    OnlinePayment,
+    Package,
+    Payment,
+)
+from billing.online_payments import online_payment_start
+from core.enums import ConnectionType, OnlineState, Status, UserKind
+from core.queue import publish
+from tests.network.fake_routeros import FakeRouterOS
+from tests.network.routers import router_record
+from tests.payments.fake_bkash import FakeBkash
+from tests.worker.conftest import wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def router():
+    fake = FakeRouterOS(user="api", password="router-pass").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def bkash(settings):
+    fake = FakeBkash().start()
+    for name, value in fake.settings().items():
+        setattr(settings, name, value)
+    yield fake
+    fake.stop()
+
+
+def bkash_env(fake: FakeBkash) -> dict:
+    env = {name: value for name, value in fake.settings().items() if name != "BKASH_SNS_CERT_HOSTS"}
+    return {**env, "BKASH_SNS_CERT_HOSTS": r"127\.0\.0\.1", "ONLINE_PAYMENT_STALE_SECONDS": 0}
+
+
+def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
+    client_as, start_worker, router, bkash
+):
+    api, _ = client_as(UserKind.MANAGER)
+    package = Package.objects.create(name="Home", speed_mbps=20, price="500.00",
+                                     router_profile="default")
+    alice = Customer.objects.create(
+        name="Alice", phone="01700000001", package=package, username="alice",
+        password="pppoe-pass", connection_type=ConnectionType.PPPOE,
+        router=router_record(router, timeout=2),
+    )
+    router.add_secret("alice")
+    worker = start_worker(**bkash_env(bkash))
+    toggled = api.post("/customers/status/toggle", {"username": "alice", "is_active": False})
+    assert toggled.status_code == 200, toggled.content
+    wait_until(lambda: router.secret("alice")["disabled"] == "true", timeout=60,
+               message="alice switched off", watch=[worker])
+    Payment.objects.create(customer=alice, billing_year=2026, billing_month="MAY",
+                           bill_amount="500.00")
+
+    online = online_payment_start(customer=Customer.objects.get(pk=alice.pk), provider="BKASH")
+    bkash.customer_pays(online.provider_payment_id)  # approved; the tab is closed
+    publish("payments.online_payments_sweep")
+
+    wait_until(lambda: router.secret("alice")["disabled"] == "false", timeout=90,
+               message="alice switched on again", watch=[worker])
+    online.refresh_from_db()
+    assert online.state == OnlineState.SUCCEEDED
+    assert Customer.objects.get(pk=alice.pk).status == Status.ACTIVE
+    lines = Collection.objects.filter(online_payment=online)
+    assert [line.amount for line in lines] == [online.amount]
+    assert Payment.objects.get(customer=alice).paid
+    wait_until(lambda: Notification.objects.filter(event_key=f"online:{online.pk}",
+                                                   sent_at__isnull=False).exists(),
+               timeout=60, message="the receipt sent", watch=[worker])
+    # Another sweep and the customer's late redirect change nothing.
+    publish("payments.online_payments_sweep")
+    wait_until(lambda: ConnectionChange.objects.filter(customer=alice,
+                                                       confirmed_at__isnull=True).count() == 0,
+               timeout=60, message="every change confirmed", watch=[worker])
+    assert Collection.objects.filter(online_payment=online).count() == 1
+    assert bkash.payments[online.provider_payment_id].executions == 1
+    assert OnlinePayment.objects.get(pk=online.pk).state == OnlineState.SUCCEEDED
