@@ -73,6 +73,13 @@ LEDGER_METHOD = {
     OnlineProvider.NAGAD: PaymentMethod.NAGAD,
     OnlineProvider.SSLCOMMERZ: PaymentMethod.ONLINE_PAYMENT,
 }
+# The field of each provider's redirect that names the payment, and what it must equal:
+# a redirect naming another payment asks nothing of the provider.
+CALLBACK_NAMES = {
+    OnlineProvider.BKASH: ("paymentID", "provider_payment_id"),
+    OnlineProvider.NAGAD: ("payment_ref_id", "provider_payment_id"),
+    OnlineProvider.SSLCOMMERZ: ("tran_id", "invoice_number"),
+}
 CHECK_TASK = "payments.online_payment_check"
 SWEEP_BATCH = 500
 
@@ -126,7 +133,8 @@ def online_payment_start(
     try:
         checkout = gateway.create(
             amount=amount, currency=online.currency, invoice_number=online.invoice_number,
-            payer_reference=online.invoice_number, callback_url=f"{back}/{online.uid}",
+            payer_reference=online.invoice_number, payer_name=customer.name,
+            payer_phone=customer.phone, callback_url=f"{back}/{online.uid}",
         )
     except ProviderUnavailable as error:
         _move(online.pk, State.FAILED, "CREATE", error.answer, error=str(error))
@@ -149,8 +157,9 @@ def online_payment_returned(*, online_payment: OnlinePayment, callback: dict) ->
     if online_payment.state in (State.SUCCEEDED, State.REFUNDED) \
             or not online_payment.provider_payment_id:
         return online_payment
-    if callback.get("paymentID") not in (None, online_payment.provider_payment_id):
-        raise field_error("paymentID", "This callback is not for this payment.")
+    name, attribute = CALLBACK_NAMES[online_payment.provider]
+    if callback.get(name) not in (None, getattr(online_payment, attribute)):
+        raise field_error(name, "This callback is not for this payment.")
     gateway = provider_for(online_payment.provider)
     if gateway is None:
         raise ProviderDown(f"{online_payment.provider} is switched off")
@@ -243,6 +252,8 @@ def _mismatch(online: OnlinePayment, outcome: Outcome) -> str:
         problems.append(f"currency {outcome.currency} (asked {online.currency})")
     if outcome.invoice_number and outcome.invoice_number != online.invoice_number:
         problems.append(f"invoice {outcome.invoice_number} (asked {online.invoice_number})")
+    if outcome.hold:
+        problems.append(outcome.hold)
     if not problems:
         return ""
     return ("The provider reports " + ", ".join(problems) + f" for transaction "

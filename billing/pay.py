@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import PERIOD_ORDER, OnlinePayment
 from billing.online_payments import (
@@ -170,7 +170,10 @@ def _online(customer, uid: str) -> OnlinePayment | None:
         return None
 
 
-@require_GET
+# SSLCommerz sends the customer back with a form POST from its own site: no CSRF token
+# can come with it, and none is needed, as the way back only makes us ask the provider.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
 def pay_return(request, token: str, uid: str) -> HttpResponse:
     """The provider sends the customer back here; we ask the provider how it ended."""
     customer = _customer(token)
@@ -178,7 +181,8 @@ def pay_return(request, token: str, uid: str) -> HttpResponse:
     if online is None:
         return _bad_link(request)
     try:
-        online_payment_returned(online_payment=online, callback=request.GET.dict())
+        online_payment_returned(online_payment=online,
+                                callback={**request.GET.dict(), **request.POST.dict()})
     except ProviderDown:
         pass  # the result page waits; the sweep asks the provider again
     except FieldErrors:
@@ -199,23 +203,29 @@ def pay_result(request, token: str, uid: str) -> HttpResponse:
     })
 
 
-@csrf_exempt
-@require_POST
-def bkash_webhook(request) -> HttpResponse:
-    """bKash's Instant Payment Notification (an Amazon SNS message)."""
-    try:
-        online_payment_notice(provider=OnlineProvider.BKASH, body=request.body)
-    except ProviderDown as error:
-        logger.warning("bKash webhook not handled yet: %s", error)
-        return HttpResponse("try again", status=503, content_type="text/plain")
-    except ProviderError as error:
-        logger.warning("bKash webhook refused: %s", error)
-        return HttpResponse(str(error), status=400, content_type="text/plain")
-    return HttpResponse("ok", content_type="text/plain")
+def _webhook(provider: str):
+    @csrf_exempt
+    @require_POST
+    def webhook(request) -> HttpResponse:
+        """A provider's server-to-server notice (bKash: an Amazon SNS message; SSLCommerz:
+        its IPN form), verified by the provider's own rules before it counts."""
+        try:
+            online_payment_notice(provider=provider, body=request.body)
+        except ProviderDown as error:
+            logger.warning("%s webhook not handled yet: %s", provider, error)
+            return HttpResponse("try again", status=503, content_type="text/plain")
+        except ProviderError as error:
+            logger.warning("%s webhook refused: %s", provider, error)
+            return HttpResponse(str(error), status=400, content_type="text/plain")
+        return HttpResponse("ok", content_type="text/plain")
+
+    return webhook
 
 
 urlpatterns = [
-    path("webhooks/bkash", bkash_webhook, name="pay-webhook-bkash"),
+    path("webhooks/bkash", _webhook(OnlineProvider.BKASH), name="pay-webhook-bkash"),
+    path("webhooks/sslcommerz", _webhook(OnlineProvider.SSLCOMMERZ),
+         name="pay-webhook-sslcommerz"),
     path("<str:token>", pay_page, name="pay-page"),
     path("<str:token>/start", pay_start, name="pay-start"),
     path("<str:token>/return/<uuid:uid>", pay_return, name="pay-return"),

@@ -148,7 +148,7 @@ CELERY_TASK_STORE_EAGER_RESULT = True
 # task's workload is the first part of its name ("bills.run_chunk"), routed by
 # core.queue.route_task through this table; other tasks go to the default queue.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="default")
-# payments: calls to the payment providers (up to BKASH_TIMEOUT_SECONDS each), which must
+# payments: calls to the payment providers (up to each one's *_TIMEOUT_SECONDS), which must
 # not hold up the default queue's sweeps while a provider hangs.
 TASK_QUEUES = {
     "bills": "bills",
@@ -240,6 +240,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # urllib3's DEBUG lines hold whole request URLs, and SSLCommerz's APIs take the store
+    # password in the query string.
+    "loggers": {"urllib3": {"level": "INFO"}},
 }
 
 # Routers are records (billing.Router); their passwords are encrypted with a key derived
@@ -284,13 +287,19 @@ BKASH_TIMEOUT_SECONDS = env.float("BKASH_TIMEOUT_SECONDS", default=30.0)
 # Hosts whose SigningCertURL an SNS webhook may name (Amazon SNS's own, by default).
 BKASH_SNS_CERT_HOSTS = env.list("BKASH_SNS_CERT_HOSTS",
                                 default=[r"sns\.[a-z0-9-]+\.amazonaws\.com"])
+# Nagad's keys: the merchant's RSA private key and Nagad's public key, PEM or the bare
+# base64 Nagad hands out. The server's IPv4 address goes in Nagad's X-KM-IP-V4 header.
 NAGAD_BASE_URL = env.str("NAGAD_BASE_URL", default="").rstrip("/")
 NAGAD_MERCHANT_ID = env.str("NAGAD_MERCHANT_ID", default="")
 NAGAD_MERCHANT_PRIVATE_KEY = env.str("NAGAD_MERCHANT_PRIVATE_KEY", default="")
 NAGAD_PUBLIC_KEY = env.str("NAGAD_PUBLIC_KEY", default="")
+NAGAD_MERCHANT_NUMBER = env.str("NAGAD_MERCHANT_NUMBER", default="")
+NAGAD_CLIENT_IP = env.str("NAGAD_CLIENT_IP", default="127.0.0.1")
+NAGAD_TIMEOUT_SECONDS = env.float("NAGAD_TIMEOUT_SECONDS", default=30.0)
 SSLCOMMERZ_BASE_URL = env.str("SSLCOMMERZ_BASE_URL", default="").rstrip("/")
 SSLCOMMERZ_STORE_ID = env.str("SSLCOMMERZ_STORE_ID", default="")
 SSLCOMMERZ_STORE_PASSWORD = env.str("SSLCOMMERZ_STORE_PASSWORD", default="")
+SSLCOMMERZ_TIMEOUT_SECONDS = env.float("SSLCOMMERZ_TIMEOUT_SECONDS", default=30.0)
 # A checkout the customer has not finished by then is asked about, and expired.
 ONLINE_PAYMENT_EXPIRE_MINUTES = env.int("ONLINE_PAYMENT_EXPIRE_MINUTES", default=30)
 # An open online payment with no news for this long is asked about at its provider.

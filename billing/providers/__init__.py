@@ -5,10 +5,14 @@ the rules and never speaks a provider's protocol itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Protocol
 
+import requests
+
 from core.enums import OnlineProvider
+
+CONNECT_SECONDS = 5.0
 
 
 class ProviderError(Exception):
@@ -49,6 +53,9 @@ class Outcome:
     currency: str = ""
     invoice_number: str = ""
     answer: dict = field(default_factory=dict)
+    # Why a completed payment is for a person to look at before it is credited
+    # (SSLCommerz's risk flag); empty: nothing against it.
+    hold: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,8 @@ class Provider(Protocol):
     code: str
 
     def create(self, *, amount: Decimal, currency: str, invoice_number: str,
-               payer_reference: str, callback_url: str) -> Checkout: ...
+               payer_reference: str, payer_name: str, payer_phone: str,
+               callback_url: str) -> Checkout: ...
 
     def confirm(self, *, provider_payment_id: str, callback: dict) -> Outcome:
         """After the customer came back: settle the payment at the provider (bKash's
@@ -93,11 +101,52 @@ class Provider(Protocol):
 def provider_for(code: str) -> Provider | None:
     """The provider ``code`` when it is switched on, else None."""
     if code == OnlineProvider.BKASH:
-        from billing.providers.bkash import BkashProvider
-
-        return BkashProvider() if BkashProvider.enabled() else None
-    return None
+        from billing.providers.bkash import BkashProvider as gateway
+    elif code == OnlineProvider.NAGAD:
+        from billing.providers.nagad import NagadProvider as gateway
+    elif code == OnlineProvider.SSLCOMMERZ:
+        from billing.providers.sslcommerz import SslcommerzProvider as gateway
+    else:
+        return None
+    return gateway() if gateway.enabled() else None
 
 
 def enabled_providers() -> list[str]:
     return [code for code in OnlineProvider.values if provider_for(code) is not None]
+
+
+# Helpers the providers share ---------------------------------------------------------
+
+
+def money(value) -> Decimal | None:
+    """A provider's amount (a string, mostly) to two places; None when it is not one."""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def call_json(provider: str, method: str, url: str, *, timeout: float, **kwargs) -> dict:
+    """One HTTP call to a provider, its JSON object answer. No answer in time, or an HTTP
+    5xx: ``ProviderUnavailable`` (the outcome is unknown); a 4xx or an answer that is not
+    a JSON object: ``ProviderError``. Nothing of the request (credentials) is in either."""
+    try:
+        response = requests.request(method, url, timeout=(CONNECT_SECONDS, timeout), **kwargs)
+    except requests.RequestException as error:
+        raise ProviderUnavailable(f"{provider} did not answer: {type(error).__name__}") from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    status = response.status_code
+    if status >= 500:
+        raise ProviderUnavailable(f"{provider} answered HTTP {status}",
+                                  answer if isinstance(answer, dict) else {})
+    if not isinstance(answer, dict):
+        raise ProviderError(f"{provider} answered HTTP {status} without a JSON object")
+    if status >= 400:
+        reason = (answer.get("statusMessage") or answer.get("message")
+                  or answer.get("reason") or answer.get("failedreason") or "")
+        raise ProviderError(f"{provider} answered HTTP {status}: {reason}", answer)
+    return answer

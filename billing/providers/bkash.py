@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
 
 from billing.providers import (
+    CONNECT_SECONDS,
     Checkout,
     Notice,
     Outcome,
@@ -29,6 +30,8 @@ from billing.providers import (
     ProviderUnavailable,
     Refund,
     Status,
+    call_json,
+    money,
 )
 from core.cache import cache_get, cache_set
 from core.enums import OnlineProvider
@@ -37,7 +40,6 @@ SUCCESS = "0000"
 TOKEN_KEY = "bkash:token"
 # A token is refreshed when it has less than this left (bKash's last ~55 minutes).
 TOKEN_MARGIN_SECONDS = 300
-CONNECT_SECONDS = 5.0
 # bKash's codes for an execute that already happened: the status query then tells.
 ALREADY_DONE = {"2062", "2117", "2116"}
 STATUSES = {
@@ -62,13 +64,6 @@ SNS_HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def money(value) -> Decimal | None:
-    try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        return None
-
-
 class BkashProvider:
     code = OnlineProvider.BKASH
 
@@ -79,24 +74,8 @@ class BkashProvider:
     # HTTP ---------------------------------------------------------------------
 
     def _call(self, path: str, body: dict, *, headers: dict, timeout: float) -> dict:
-        try:
-            response = requests.post(f"{settings.BKASH_BASE_URL}{path}", json=body,
-                                     headers=headers, timeout=(CONNECT_SECONDS, timeout))
-        except requests.RequestException as error:
-            raise ProviderUnavailable(f"bKash did not answer: {type(error).__name__}") from None
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise ProviderError(f"bKash answered HTTP {response.status_code} without JSON")
-        if response.status_code >= 500:
-            raise ProviderUnavailable(f"bKash answered HTTP {response.status_code}", answer)
-        if response.status_code >= 400:
-            raise ProviderError(f"bKash answered HTTP {response.status_code}: "
-                                f"{answer.get('statusMessage') or answer.get('message', '')}",
-                                answer)
-        return answer
+        return call_json("bKash", "POST", f"{settings.BKASH_BASE_URL}{path}", json=body,
+                         headers=headers, timeout=timeout)
 
     def _credentials(self) -> tuple[dict, dict]:
         headers = {"username": settings.BKASH_USERNAME, "password": settings.BKASH_PASSWORD}
@@ -147,7 +126,8 @@ class BkashProvider:
     # The interface ------------------------------------------------------------
 
     def create(self, *, amount: Decimal, currency: str, invoice_number: str,
-               payer_reference: str, callback_url: str) -> Checkout:
+               payer_reference: str, payer_name: str, payer_phone: str,
+               callback_url: str) -> Checkout:
         answer = self._checkout("/tokenized/checkout/create", {
             "mode": "0011", "payerReference": payer_reference, "callbackURL": callback_url,
             "amount": f"{amount:.2f}", "currency": currency, "intent": "sale",

@@ -19,25 +19,21 @@ SHA1withRSA, or 2, SHA256) with a key whose self-signed certificate is served at
 ``subscription_confirmation`` builds the message whose ``SubscribeURL`` (``/sns/subscribe``)
 it counts in ``subscribed``.
 
-Controls: ``delay`` (seconds before every API answer), ``hang`` / ``recover``,
-``fail_next(n, status)`` (the next n API calls answer that HTTP status), ``drop_execute_answer``
-(execute does its work, then closes the connection without answering: a lost answer),
-``report_amount`` (the amount bKash says was paid, when it is not what was asked),
-``token_lifetime`` (``expires_in`` of a grant), ``expire_tokens`` (every token given out
-is refused from now on), ``calls`` (the API paths asked, in order).
+Controls: those of every fake (``tests/payments/fake_provider.py``: delay, hang, failures,
+a different amount, the calls asked), and ``drop_execute_answer`` (execute does its work,
+then closes the connection without answering: a lost answer), ``token_lifetime``
+(``expires_in`` of a grant), ``expire_tokens`` (every token given out is refused from now
+on).
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
-import itertools
 import json
 import secrets
 import socket
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -45,6 +41,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from tests.payments.fake_provider import FakeProviderServer, QuietHandler
 
 PREFIX = "/v1.2.0-beta/tokenized/checkout"
 SUCCESS = "0000"
@@ -88,53 +86,22 @@ def _self_signed() -> tuple[rsa.RSAPrivateKey, bytes]:
     return key, certificate.public_bytes(serialization.Encoding.PEM)
 
 
-class FakeBkash:
+class FakeBkash(FakeProviderServer):
     def __init__(self, *, app_key: str = "fake-app-key", app_secret: str = "fake-app-secret",
                  username: str = "01770000000", password: str = "fake-pass") -> None:
+        super().__init__()
         self.app_key, self.app_secret = app_key, app_secret
         self.username, self.password = username, password
-        self.delay = 0.0
-        self.hanging = False
         self.drop_execute_answer = False
-        self.report_amount: str | None = None
         self.token_lifetime = 3600
         self.payments: dict[str, FakePayment] = {}
-        self.calls: list[str] = []
         self.subscribed = 0
         self._tokens: set[str] = set()
         self._refresh_tokens: set[str] = set()
-        self._failures: list[int] = []
-        self._counter = itertools.count(1)
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._key, self.certificate_pem = _self_signed()
 
-    # Lifecycle -------------------------------------------------------------
-
-    def start(self) -> FakeBkash:
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    @property
-    def root_url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def handler(self):
+        return _handler_for(self)
 
     @property
     def base_url(self) -> str:
@@ -151,25 +118,9 @@ class FakeBkash:
 
     # Controls --------------------------------------------------------------
 
-    def fail_next(self, count: int = 1, status: int = 500) -> None:
-        with self._lock:
-            self._failures.extend([status] * count)
-
-    def recover(self) -> None:
-        self.hanging = False
-
     def expire_tokens(self) -> None:
         with self._lock:
             self._tokens.clear()
-
-    def hold(self) -> bool:
-        """Wait out ``delay`` and ``hang``; False when stopping."""
-        if self.delay and self._stopping.wait(self.delay):
-            return False
-        while self.hanging:
-            if self._stopping.wait(0.05):
-                return False
-        return not self._stopping.is_set()
 
     def _authorize(self, payment_id: str, outcome: str) -> FakePayment:
         payment = self.payments[payment_id]
@@ -192,7 +143,7 @@ class FakeBkash:
             payment.executions += 1
             if payment.status == "Authorized":
                 payment.status = "Completed"
-                payment.trx_id = f"FK{next(self._counter):08d}"
+                payment.trx_id = f"FK{self.next_number():08d}"
         return payment
 
     # The IPN (Amazon SNS) ------------------------------------------------------
@@ -243,9 +194,7 @@ class FakeBkash:
     # The API -------------------------------------------------------------------
 
     def answer(self, path: str, headers, body: dict) -> tuple[int, dict]:
-        with self._lock:
-            self.calls.append(path)
-            failure = self._failures.pop(0) if self._failures else None
+        failure = self.called(path)
         if failure is not None:
             return failure, {"statusCode": "9999", "statusMessage": "System Error"}
         if path in ("/token/grant", "/token/refresh"):
@@ -288,7 +237,7 @@ class FakeBkash:
                 raise ValueError
         except ValueError:
             return {"statusCode": "2007", "statusMessage": "Invalid Amount"}
-        payment_id = f"TR0011{next(self._counter):010d}"
+        payment_id = f"TR0011{self.next_number():010d}"
         payment = FakePayment(payment_id, body["amount"], body["currency"],
                               body.get("merchantInvoiceNumber", ""), body["payerReference"],
                               body["callbackURL"])
@@ -354,7 +303,7 @@ class FakeBkash:
             return {"statusCode": "2007", "statusMessage": "Invalid Amount"}
         if amount <= 0 or payment.refunded + amount > float(payment.amount) + 1e-9:
             return {"statusCode": "2074", "statusMessage": "Refund amount exceeds the paid amount"}
-        refund = {"refundTrxID": f"RF{next(self._counter):08d}", "amount": body["amount"],
+        refund = {"refundTrxID": f"RF{self.next_number():08d}", "amount": body["amount"],
                   "sku": body.get("sku", ""), "reason": body.get("reason", "")}
         with self._lock:
             payment.refunds.append(refund)
@@ -381,31 +330,16 @@ CHECKOUT_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>bKash
 
 
 def _handler_for(fake: FakeBkash):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:  # keep test output quiet
-            pass
-
-        def _send(self, status: int, body: bytes, content_type: str,
-                  headers: dict | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             segments = parts.path.strip("/").split("/")
             if parts.path == "/sns/cert.pem":
-                return self._send(200, fake.certificate_pem, "application/x-pem-file")
+                return self.send(200, fake.certificate_pem, "application/x-pem-file")
             if parts.path == "/sns/subscribe":
                 with fake._lock:
                     fake.subscribed += 1
-                return self._send(200, b"<ConfirmSubscriptionResponse/>", "text/xml")
+                return self.send(200, b"<ConfirmSubscriptionResponse/>", "text/xml")
             if segments[0] == "checkout" and len(segments) >= 2 \
                     and segments[1] in fake.payments:
                 payment = fake.payments[segments[1]]
@@ -413,18 +347,17 @@ def _handler_for(fake: FakeBkash):
                     page = CHECKOUT_PAGE.format(amount=payment.amount, currency=payment.currency,
                                                 invoice=payment.invoice,
                                                 payment_id=payment.payment_id)
-                    return self._send(200, page.encode(), "text/html; charset=utf-8")
+                    return self.send(200, page.encode(), "text/html; charset=utf-8")
                 if len(segments) == 3 and segments[2] in ("success", "failure", "cancel"):
                     target = fake.customer_pays(payment.payment_id, segments[2])
-                    return self._send(302, b"", "text/plain", {"Location": target})
-            self._send(404, b"not found", "text/plain")
+                    return self.send(302, b"", "text/plain", {"Location": target})
+            self.send(404, b"not found", "text/plain")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
+            raw = self.body()
             path = urlsplit(self.path).path
             if not path.startswith(PREFIX):
-                return self._send(404, b'{"message": "Not Found"}', "application/json")
+                return self.send(404, b'{"message": "Not Found"}', "application/json")
             if not fake.hold():
                 return
             try:
@@ -432,14 +365,14 @@ def _handler_for(fake: FakeBkash):
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                return self._send(400, b'{"message": "Bad Request"}', "application/json")
+                return self.send(400, b'{"message": "Bad Request"}', "application/json")
             status, answer = fake.answer(path[len(PREFIX):], self.headers, body)
             if path.endswith("/execute") and fake.drop_execute_answer:
                 # The payment completed at bKash; the answer never reaches the merchant.
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self._send(status, json.dumps(answer).encode(), "application/json")
+            self.send(status, json.dumps(answer).encode(), "application/json")
 
     return Handler
 

@@ -4,10 +4,8 @@ break (a lost execute answer, a hanging bKash, a closed tab, a failure, a cancel
 wrong amount), the signed SNS webhook, and refunds."""
 
 import json
-import uuid
 from datetime import timedelta
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -15,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.ledger import ledger_invariant_errors
-from billing.models import Collection, Customer, OnlinePayment, Package, Payment
+from billing.models import Collection, Customer, OnlinePayment, Payment
 from billing.online_payments import (
     ProviderDown,
     online_payment_check,
@@ -26,46 +24,21 @@ from billing.pay_links import pay_link
 from core.enums import OnlineState
 from core.errors import FieldErrors
 from tests.payments.fake_bkash import FakeBkash
+from tests.payments.helpers import (
+    assert_credited,
+    collections,
+    come_back,
+    customer_owing,
+    local,
+)
 
 pytestmark = pytest.mark.django_db
 State = OnlineState
 WEBHOOK = "/pay/webhooks/bkash"
 
 
-def customer_owing(*amounts: str) -> Customer:
-    package = Package.objects.create(name=f"P{uuid.uuid4().hex[:6]}", speed_mbps=10,
-                                     price=Decimal(amounts[0]))
-    customer = Customer.objects.create(name="Karim", phone=f"018{uuid.uuid4().int % 10**8:08d}",
-                                       package=package)
-    for month, amount in zip(["MARCH", "APRIL", "MAY"], amounts, strict=False):
-        Payment.objects.create(customer=customer, billing_year=2026, billing_month=month,
-                               bill_amount=Decimal(amount))
-    return customer
-
-
-def local(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
-
-
-def come_back(url: str):
-    """The customer's browser follows bKash's redirect to our pay page."""
-    return Client().get(local(url))
-
-
-def collections(online: OnlinePayment) -> list[Collection]:
-    return list(Collection.objects.filter(online_payment=online).order_by("pk"))
-
-
 def assert_credited_once(online: OnlinePayment, bkash: FakeBkash) -> None:
-    online.refresh_from_db()
-    assert online.state == State.SUCCEEDED, (online.state, online.error)
-    lines = collections(online)
-    assert sum(line.amount for line in lines) == online.amount
-    assert {line.transaction_id for line in lines} == {online.transaction_id}
-    assert online.transaction_id == bkash.payments[online.provider_payment_id].trx_id
-    assert all(Payment.objects.get(pk=line.payment_id).paid for line in lines)
-    assert ledger_invariant_errors(online.customer_id) == []
+    assert_credited(online, bkash.payments[online.provider_payment_id].trx_id)
 
 
 def started(customer: Customer) -> OnlinePayment:
