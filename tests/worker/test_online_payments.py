@@ -1,7 +1,8 @@
-"""An online payment on real workers, against the fake bKash and the fake RouterOS:
-a suspended customer approves at bKash and closes the tab (no redirect ever comes); the
-payments sweep asks bKash, the money lands once, the network worker switches the
-connection on at the router, and the receipt goes out once."""
+"""An online payment on real workers, through each fake provider (bKash, Nagad,
+SSLCommerz) and the fake RouterOS: a suspended customer pays at the provider and closes
+the tab (no redirect ever comes); the payments sweep asks the provider, the money lands
+once, the network worker switches the connection on at the router, and the receipt goes
+out once."""
 
 import pytest
 
@@ -20,6 +21,8 @@ from core.queue import publish
 from tests.network.fake_routeros import FakeRouterOS
 from tests.network.routers import router_record
 from tests.payments.fake_bkash import FakeBkash
+from tests.payments.fake_nagad import FakeNagad
+from tests.payments.fake_sslcommerz import FakeSslcommerz
 from tests.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -32,23 +35,27 @@ def router():
     fake.stop()
 
 
-@pytest.fixture
-def bkash(settings):
-    fake = FakeBkash().start()
-    for name, value in fake.settings().items():
+FAKES = {"BKASH": FakeBkash, "NAGAD": FakeNagad, "SSLCOMMERZ": FakeSslcommerz}
+
+
+@pytest.fixture(params=sorted(FAKES))
+def provider(request, settings):
+    """(code, its fake started, the worker's environment for it)."""
+    fake = FAKES[request.param]().start()
+    values = fake.settings()
+    for name, value in values.items():
         setattr(settings, name, value)
-    yield fake
+    env = {name: value for name, value in values.items() if not isinstance(value, list)}
+    if request.param == "BKASH":
+        env["BKASH_SNS_CERT_HOSTS"] = r"127\.0\.0\.1"
+    yield request.param, fake, {**env, "ONLINE_PAYMENT_STALE_SECONDS": 0}
     fake.stop()
 
 
-def bkash_env(fake: FakeBkash) -> dict:
-    env = {name: value for name, value in fake.settings().items() if name != "BKASH_SNS_CERT_HOSTS"}
-    return {**env, "BKASH_SNS_CERT_HOSTS": r"127\.0\.0\.1", "ONLINE_PAYMENT_STALE_SECONDS": 0}
-
-
 def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
-    client_as, start_worker, router, bkash
+    client_as, start_worker, router, provider
 ):
+    code, fake, env = provider
     api, _ = client_as(UserKind.MANAGER)
     package = Package.objects.create(name="Home", speed_mbps=20, price="500.00",
                                      router_profile="default")
@@ -58,7 +65,7 @@ def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
         router=router_record(router, timeout=2),
     )
     router.add_secret("alice")
-    worker = start_worker(**bkash_env(bkash))
+    worker = start_worker(**env)
     toggled = api.post("/customers/status/toggle", {"username": "alice", "is_active": False})
     assert toggled.status_code == 200, toggled.content
     wait_until(lambda: router.secret("alice")["disabled"] == "true", timeout=60,
@@ -66,8 +73,8 @@ def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
     Payment.objects.create(customer=alice, billing_year=2026, billing_month="MAY",
                            bill_amount="500.00")
 
-    online = online_payment_start(customer=Customer.objects.get(pk=alice.pk), provider="BKASH")
-    bkash.customer_pays(online.provider_payment_id)  # approved; the tab is closed
+    online = online_payment_start(customer=Customer.objects.get(pk=alice.pk), provider=code)
+    fake.customer_pays(online.provider_payment_id)  # paid; the tab is closed
     publish("payments.online_payments_sweep")
 
     wait_until(lambda: router.secret("alice")["disabled"] == "false", timeout=90,
@@ -87,5 +94,6 @@ def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
                                                        confirmed_at__isnull=True).count() == 0,
                timeout=60, message="every change confirmed", watch=[worker])
     assert Collection.objects.filter(online_payment=online).count() == 1
-    assert bkash.payments[online.provider_payment_id].executions == 1
+    if code == "BKASH":
+        assert fake.payments[online.provider_payment_id].executions == 1
     assert OnlinePayment.objects.get(pk=online.pk).state == OnlineState.SUCCEEDED
