@@ -2,7 +2,8 @@
 lifecycle, and the controls every fake takes: ``delay`` (seconds before every API
 answer), ``hang`` / ``recover``, ``fail_next(n, status)`` (the next n API calls answer
 that HTTP status), ``report_amount`` (the amount the provider says was paid, when it is
-not what was asked) and ``calls`` (the API paths asked, in order)."""
+not what was asked), ``calls`` (the API paths answered, in order) and ``arrivals`` (API
+calls received, answered or still held)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class FakeProviderServer:
         self.hanging = False
         self.report_amount: str | None = None
         self.calls: list[str] = []
+        self.arrivals = 0
         self._failures: list[int] = []
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -63,6 +65,8 @@ class FakeProviderServer:
 
     def hold(self) -> bool:
         """Wait out ``delay`` and ``hang``; False when stopping."""
+        with self._lock:
+            self.arrivals += 1
         if self.delay and self._stopping.wait(self.delay):
             return False
         while self.hanging:

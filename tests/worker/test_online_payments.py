@@ -97,3 +97,49 @@ def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
     if code == "BKASH":
         assert fake.payments[online.provider_payment_id].executions == 1
     assert OnlinePayment.objects.get(pk=online.pk).state == OnlineState.SUCCEEDED
+
+
+@pytest.mark.parametrize("bkash_has_the_money", [False, True], ids=["approved", "executed"])
+def test_a_payments_worker_killed_while_asking_bkash_is_resumed_and_credits_once(
+    start_worker, settings, bkash_has_the_money
+):
+    """SIGKILL to the payments worker while it waits on bKash, with the payment approved
+    (bKash executes when asked) or already executed (bKash holds the money; our record of
+    it was never written): a new worker and the next sweep credit it exactly once."""
+    fake = FakeBkash().start()
+    try:
+        env = {name: value for name, value in fake.settings().items()
+               if not isinstance(value, list)}
+        for name, value in fake.settings().items():
+            setattr(settings, name, value)
+        env.update(ONLINE_PAYMENT_STALE_SECONDS=0, BKASH_TIMEOUT_SECONDS=60)
+        package = Package.objects.create(name="Home", speed_mbps=20, price="500.00")
+        bob = Customer.objects.create(name="Bob", phone="01700000002", package=package)
+        Payment.objects.create(customer=bob, billing_year=2026, billing_month="MAY",
+                               bill_amount="500.00")
+        online = online_payment_start(customer=bob, provider="BKASH")
+        fake.customer_pays(online.provider_payment_id)
+        if bkash_has_the_money:
+            fake.complete(online.provider_payment_id)
+        fake.hanging = True
+        asked = fake.arrivals
+        first = start_worker(**env)
+        publish("payments.online_payments_sweep")
+        wait_until(lambda: fake.arrivals > asked, timeout=60, watch=[first],
+                   message="the worker to ask bKash")
+        first.kill()
+        assert OnlinePayment.objects.get(pk=online.pk).state == OnlineState.REDIRECTED
+        fake.recover()
+
+        second = start_worker(**env)
+        publish("payments.online_payments_sweep")
+        wait_until(lambda: OnlinePayment.objects.get(pk=online.pk).state
+                   == OnlineState.SUCCEEDED, timeout=60, watch=[second],
+                   message="the payment credited after the kill")
+        publish("payments.online_payments_sweep")  # and once more: nothing changes
+        lines = Collection.objects.filter(online_payment=online)
+        assert [line.amount for line in lines] == [online.amount]
+        assert fake.payments[online.provider_payment_id].executions == 1
+        assert Payment.objects.get(customer=bob).paid
+    finally:
+        fake.stop()
