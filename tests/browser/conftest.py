@@ -1,1 +1,1 @@
-from tests.payments.conftest import bkash  # noqa: F401  (the fake bKash fixture)
+from tests.payments.conftest import bkash, nagad, sslcommerz  # noqa: F401  (the fakes)

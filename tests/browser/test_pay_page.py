@@ -99,3 +99,32 @@ def test_a_cancel_at_bkash_says_so_in_bangla_and_credits_nothing(browser, served
     assert page.locator("#receipt").count() == 0
     assert not Collection.objects.filter(online_payment=online).exists()
     assert not Payment.objects.get(customer=customer).paid
+
+
+@pytest.mark.parametrize("provider, name, checkout", [
+    ("NAGAD", "Nagad", "/checkout/"),
+    # SSLCommerz sends the browser back with a form that posts itself to our return URL.
+    ("SSLCOMMERZ", "Card / SSLCommerz", "/gw/"),
+])
+def test_a_customer_pays_with_nagad_or_sslcommerz_and_sees_the_receipt(
+    browser, live_server, settings, request, provider, name, checkout
+):
+    fake = request.getfixturevalue(provider.lower())
+    settings.PUBLIC_BASE_URL = live_server.url
+    customer = customer_owing("500.00", "700.00")
+    page = browser.new_page(locale="en-US")
+    page.goto(pay_link(customer))
+    page.get_by_role("button", name=f"Pay with {name}").click()
+    page.wait_for_url(f"{fake.root_url}{checkout}*")
+    assert page.locator("#amount").inner_text() == "1200.00 BDT"
+    page.locator("#pay").click()
+    page.wait_for_url("**/result/**")
+    assert page.locator("#state").inner_text() == "Paid"
+    online = OnlinePayment.objects.get(customer=customer)
+    assert online.state == OnlineState.SUCCEEDED and online.provider == provider
+    assert page.locator("#trx").inner_text() == online.transaction_id
+    lines = Collection.objects.filter(online_payment=online)
+    assert sum(line.amount for line in lines) == Decimal("1200.00")
+    assert ledger_invariant_errors(customer.pk) == []
+    page.locator("#back").click()
+    assert page.locator("#nothing-owed").is_visible()
