@@ -31,6 +31,8 @@ from billing.models import (
     RouterAction,
     RouterRun,
 )
+from billing.pay_links import pay_link
+from billing.providers import enabled_providers
 from billing.router_runs import INTERNAL_KEYS, router_run_request
 from core.enums import Status
 from core.permissions import allows
@@ -111,10 +113,19 @@ class CustomerAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         "network_confirmed_at",
         "network_confirmed_active",
         "network_last_error",
+        "pay_page_link",
     ]
 
     def has_delete_permission(self, request, obj=None):
         return False  # soft delete: set the status to REMOVED
+
+    @admin.display(description="Pay link")
+    def pay_page_link(self, customer):
+        """The link the customer pays their bills at (staff send it on request)."""
+        if customer.pk is None or not enabled_providers():
+            return "No online payment provider is switched on."
+        link = pay_link(customer)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', link, link)
 
     def auditlog_history_view(self, request, object_id, extra_context=None):
         """The customer's whole history: their row, records, ledger lines, connection."""

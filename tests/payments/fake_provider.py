@@ -31,9 +31,9 @@ class FakeProviderServer:
 
     # Lifecycle -------------------------------------------------------------
 
-    def start(self):
+    def start(self, port: int = 0):
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self.handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
