@@ -12,6 +12,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The standard library's backlog of 5 refuses connections when many payers arrive
+    # at once (the benchmark's hundreds); a provider's real front end does not.
+    request_queue_size = 256
+
+
 class FakeProviderServer:
     def __init__(self) -> None:
         self.delay = 0.0
@@ -23,7 +30,7 @@ class FakeProviderServer:
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
@@ -33,8 +40,7 @@ class FakeProviderServer:
 
     def start(self, port: int = 0):
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self.handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), self.handler())
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
