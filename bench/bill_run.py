@@ -186,9 +186,16 @@ def clear_bench_months() -> float:
                          " OR EXISTS (SELECT 1 FROM billing_collection)"
                          " OR EXISTS (SELECT 1 FROM billing_notification"
                          "            WHERE payment_id IS NULL)", [BENCH_YEAR])[0][0]
+    # Online payments in a bench database are all a bench's own (router_lag --online).
+    # TRUNCATE for their answers: that log refuses row deletes (it is append-only).
+    online = "billing_onlinepaymentevent, billing_onlinepayment_payments"
     if only_bench:  # seeded with --months 0: every record and notice is the bench's own
-        sql("TRUNCATE billing_notification, billing_collection, billing_payment")
+        sql(f"TRUNCATE {online}, billing_onlinepayment, billing_notification, "
+            "billing_collection, billing_payment")
     else:
+        sql(f"TRUNCATE {online}")
+        sql("DELETE FROM billing_collection WHERE online_payment_id IS NOT NULL")
+        sql("DELETE FROM billing_onlinepayment")
         sql("DELETE FROM billing_notification n USING billing_payment b "
             "WHERE n.payment_id = b.id AND b.billing_year >= %s", [BENCH_YEAR])
         sql("DELETE FROM billing_collection l USING billing_payment b "

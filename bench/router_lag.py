@@ -27,7 +27,12 @@ What it does, start to finish (every wait is bounded in time):
    records a bKash payment of each suspended customer's run-A bill, evenly over
    ``--spread`` seconds from 8 threads (``billing.services.payment_record``: the record
    is paid, the customer switched on, the change published after commit to the network
-   queue). The lag of each is from the commit (``payment_record`` returned) to the
+   queue). With ``--online`` each customer pays online instead: a checkout at a fake
+   bKash (``--bkash-delay`` per call) from 16 threads, approved, and bKash's redirect
+   arriving three times at once; the lag runs from the customer's approval at bKash
+   (the provider's success), and the checks add that every online payment is credited
+   exactly once, to the paisa.
+   The lag of each is from the commit (``payment_record`` returned) to the
    change's ``confirmed_at`` (the network worker read the router back and found it
    enabled); the router-side time (the fake answering the enabling call) is reported
    too. Calls per customer: the fakes' request log while B's payments are carried out.
@@ -56,6 +61,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from bill_run import (
     Months,
@@ -75,6 +81,8 @@ from common import ROOT, VENV_BIN, BenchError
 
 TARGET_P99_SECONDS = 60.0
 PAYMENT_THREADS = 8
+# Each online payer also holds up to three redirects' connections at once.
+ONLINE_THREADS = 16
 # Customers this script switched off, so a later run (or one that failed) can undo it.
 SUSPENDED_TABLE = "bench_lag_suspended"
 STAFF_PHONE = "01999000111"
@@ -98,6 +106,11 @@ def parse_args(argv=None):
     parser.add_argument("--pg-server", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--drop-db", action="store_true", help="drop and reseed the database")
+    parser.add_argument("--online", action="store_true",
+                        help="customers pay online through a fake bKash instead of staff "
+                             "recording their payments")
+    parser.add_argument("--bkash-delay", type=float, default=0.1,
+                        help="seconds per call to the fake bKash (--online)")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args(argv)
     if args.payments > args.routers * args.secrets:
@@ -361,6 +374,71 @@ def pay_all(args, chosen: list[int], billed_month: tuple[int, str], staff) -> di
     return committed
 
 
+def pay_online(args, chosen: list[int], billed_month: tuple[int, str], bkash) -> dict[int, float]:
+    """Each chosen customer pays their bill online, evenly over ``--spread`` s: the
+    checkout is created at the fake bKash, the customer approves, and bKash's redirect
+    arrives three times at once (a reload, a double tap); customer id -> when they
+    approved at bKash (the provider's success)."""
+    from django.db import connection
+
+    from billing.models import Customer, Payment
+    from billing.online_payments import online_payment_returned, online_payment_start
+
+    year, month = billed_month
+    bills = dict(Payment.objects.filter(customer_id__in=chosen, billing_year=year,
+                                        billing_month=month).values_list("customer_id", "uid"))
+    customers = Customer.objects.in_bulk(chosen)
+    committed: dict[int, float] = {}
+    lock = threading.Lock()
+    start = time.monotonic() + 0.5
+    step = args.spread / len(chosen)
+
+    def come_back(online, callback: dict) -> None:
+        try:
+            online_payment_returned(online_payment=online, callback=callback)
+        finally:
+            connection.close()
+
+    def pay(index: int, customer_id: int) -> None:
+        pause = start + index * step - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        try:
+            online = online_payment_start(customer=customers[customer_id], provider="BKASH",
+                                          payment_uids=[bills[customer_id]])
+        finally:
+            connection.close()
+        url = bkash.customer_pays(online.provider_payment_id)
+        approved_at = time.time()
+        callback = dict(parse_qsl(urlsplit(url).query))
+        with ThreadPoolExecutor(3) as redirects:
+            list(redirects.map(lambda _: come_back(online, callback), range(3)))
+        with lock:
+            committed[customer_id] = approved_at
+
+    with ThreadPoolExecutor(ONLINE_THREADS) as pool:
+        for future in [pool.submit(pay, i, c) for i, c in enumerate(chosen)]:
+            future.result()
+    return committed
+
+
+def online_lines(chosen: list[int]) -> None:
+    """Every online payment SUCCEEDED, credited by exactly one line of its amount."""
+    from django.db.models import Count, Sum
+
+    from billing.models import OnlinePayment
+
+    rows = OnlinePayment.objects.filter(customer_id__in=chosen).annotate(
+        lines=Count("collections"), credited=Sum("collections__amount"))
+    wrong = [row.pk for row in rows if row.state != "SUCCEEDED" or row.lines != 1
+             or row.credited != row.amount]
+    if wrong or rows.count() != len(chosen):
+        raise BenchError(f"online payments: {rows.count()} for {len(chosen)} customers, "
+                         f"{len(wrong)} not credited exactly once")
+    print(f"{len(chosen)} online payments, each credited exactly once, by one line of its "
+          f"amount (3 redirects each)")
+
+
 def confirmations(chosen: list[int]) -> dict[int, float]:
     from billing.models import ConnectionChange
 
@@ -441,6 +519,15 @@ def run(args) -> int:
 
     undo_earlier_runs()
     staff = staff_user()
+    bkash = None
+    if args.online:
+        from tests.payments.fake_bkash import FakeBkash
+
+        bkash = FakeBkash().start()
+        bkash.delay = args.bkash_delay
+        for name, value in bkash.settings().items():
+            setattr(settings, name, value)
+        print(f"fake bKash, {args.bkash_delay * 1000:.0f} ms per call; each redirect x3")
     fakes, routers, placed = put_on_routers(args, timed_fake_class())
     print(f"{args.routers} fake routers, {placed:,} customers on them "
           f"({args.secrets:,} each), {args.delay * 1000:.0f} ms per call, "
@@ -466,7 +553,8 @@ def run(args) -> int:
         def pay_during(workers):
             def during(run):
                 load["first_payment_at"] = time.time()
-                load["committed"] = pay_all(args, chosen, first, staff)
+                load["committed"] = (pay_online(args, chosen, first, bkash) if bkash
+                                     else pay_all(args, chosen, first, staff))
                 load["last_commit_at"] = max(load["committed"].values())
                 load["confirmed"] = wait_for(
                     "every payment's router confirmation",
@@ -481,10 +569,14 @@ def run(args) -> int:
         run_c_month = months.next()
         run_c = with_workers(args, workdir, "c", lambda w: bill_run(args, run_c_month, w))
         check_settled(enabling, first)
+        if bkash:
+            online_lines(chosen)
         router_at = router_enabled_at(enabling, load["first_payment_at"])
     finally:
         for fake in fakes:
             fake.stop()
+        if bkash:
+            bkash.stop()
     committed, confirmed = load["committed"], load["confirmed"]
     lags = [confirmed[c] - committed[c] for c in chosen]
     router_lags = [router_at[c] - committed[c] for c in chosen if c in router_at]
@@ -502,9 +594,10 @@ def run(args) -> int:
     print(f"{len(chosen)} payments over {load['last_commit_at'] - load['first_payment_at']:.1f} s;"
           f" {inside} committed while run B was running, {confirmed_inside} confirmed before "
           f"it ended")
-    print("lag, payment commit -> change confirmed (router read back): "
+    start = "approved at bKash" if bkash else "payment commit"
+    print(f"lag, {start} -> change confirmed (router read back): "
           + ", ".join(f"{k} {v:.2f} s" for k, v in lag.items()))
-    print(f"lag, payment commit -> router answered the enabling call ({len(router_lags)} "
+    print(f"lag, {start} -> router answered the enabling call ({len(router_lags)} "
           "found): " + ", ".join(f"{k} {v:.2f} s" for k, v in router_lag.items()))
     print(f"router calls while they were carried out: {calls} "
           f"({calls / len(chosen):.2f} per customer)")
