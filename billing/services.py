@@ -187,8 +187,9 @@ def customer_save(
             User.objects.filter(pk=previous_user.pk, kind=UserKind.CUSTOMER).update(
                 kind=UserKind.OTHER, updated_at=timezone.now()
             )
-        # A new customer is assumed enabled on the router; tell it otherwise.
-        if customer.is_active != was_active:
+        # A new customer on a router is carried out there at once (their secret created,
+        # or their address blocked), not left for the next sync.
+        if customer.is_active != was_active or (enforced_before is None and customer.router_id):
             connection_change_request(
                 customer=customer,
                 enable=customer.is_active,

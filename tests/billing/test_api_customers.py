@@ -2,6 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -764,6 +765,28 @@ def test_a_new_package_or_router_is_carried_to_the_network(
     changes = list(ConnectionChange.objects.filter(customer=customer).order_by("id"))
     assert [(c.reason, c.enable, c.requested_by) for c in changes] == [
         (ConnectionChange.Reason.PACKAGE, True, user)] * 2
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_a_new_customer_on_a_router_is_carried_out_there_at_once(
+    admin, package, django_capture_on_commit_callbacks, active
+):
+    """Their secret is created (or their address blocked) now, not at the next sync; a
+    new customer on no router asks nothing of the network."""
+    client, user = admin
+    router = RouterFactory()
+    with django_capture_on_commit_callbacks(execute=False):
+        created = client.post("/customers", body_for(package, router_id=router.id,
+                                                     is_active=active))
+        assert created.status_code == 201, created.content
+        nowhere = client.post("/customers", body_for(package, username="karim",
+                                                     phone="01711000002",
+                                                     email="karim@example.net"))
+        assert nowhere.status_code == 201, nowhere.content
+    change = ConnectionChange.objects.get()
+    assert (change.customer.uid, change.enable, change.requested_by) == \
+        (UUID(created.json()["uid"]), active, user)
+    assert change.reason == ConnectionChange.Reason.UPDATE
 
 
 def test_a_switch_off_with_a_move_makes_one_change(

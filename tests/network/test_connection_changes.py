@@ -12,10 +12,11 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from billing.connections import connection_change_apply_now, connection_changes_resend
-from billing.models import ConnectionChange, Customer, Router
+from billing.models import ConnectionChange, Customer, Package, Router
 from billing.services import customer_status_set, payment_record
 from core.enums import PaymentMethod, UserKind
 from tests.factories import UserFactory
+from tests.network.routers import pppoe_customer
 from tests.worker.conftest import poll
 
 pytestmark = pytest.mark.django_db
@@ -28,28 +29,17 @@ def admin(client_as, router_in_billing):
 
 
 @pytest.fixture
-def customer(admin, router, router_in_billing):
-    """A PPPoE customer created through the API on the fake router, with a secret (of
-    the package's profile) and a live session."""
-    package = admin.post("/packages", {"name": "Home 20", "speed_mbps": 20, "price": "500.00",
-                                       "router_profile": "default"})
-    assert package.status_code == 201, package.content
-    created = admin.post(
-        "/customers",
-        {
-            "name": "Alice",
-            "phone": "01700000001",
-            "package_id": package.json()["id"],
-            "connection_type": "PPPoE",
-            "username": "alice",
-            "password": "pppoe-pass",
-            "router_id": router_in_billing.pk,
-        },
-    )
-    assert created.status_code == 201, created.content
+def customer(router, router_in_billing):
+    """A PPPoE customer already on the fake router: a secret (of the package's profile)
+    and a live session. (Creating one through the API carries it out at once:
+    tests/billing/test_api_customers.py.)"""
+    package = Package.objects.create(name="Home 20", speed_mbps=20, price="500.00",
+                                     router_profile="default")
+    alice = pppoe_customer(router_in_billing, "alice", name="Alice", phone="01700000001",
+                           password="pppoe-pass", package=package)
     router.add_secret("alice")
     router.add_session("alice")
-    return Customer.objects.get(pk=created.json()["id"])
+    return alice
 
 
 def toggle(client, captured, username, is_active):
@@ -63,7 +53,7 @@ def toggle(client, captured, username, is_active):
 def test_toggle_off_switches_the_connection_off_on_the_router(
     admin, customer, router, django_capture_on_commit_callbacks
 ):
-    assert ConnectionChange.objects.count() == 0  # creating an active customer sends nothing
+    assert ConnectionChange.objects.count() == 0
 
     response, callbacks = toggle(admin, django_capture_on_commit_callbacks, "alice", False)
 
@@ -312,22 +302,12 @@ def test_a_new_change_leaves_confirmed_ones_alone(
 def test_changes_of_other_customers_are_not_superseded(
     admin, customer, router, django_capture_on_commit_callbacks
 ):
-    other = admin.post(
-        "/customers",
-        {
-            "name": "Bob",
-            "package_id": customer.package_id,
-            "connection_type": "PPPoE",
-            "username": "bob",
-            "password": "pppoe-pass",
-            "router_id": customer.router_id,
-        },
-    )
-    assert other.status_code == 201, other.content
+    other = pppoe_customer(Router.objects.get(pk=customer.router_id), "bob",
+                           package=customer.package, password="pppoe-pass")
     router.add_secret("bob")
     router.fail_next(1, status=503)
     toggle(admin, django_capture_on_commit_callbacks, "bob", False)
-    bobs = ConnectionChange.objects.get(customer_id=other.json()["id"])
+    bobs = ConnectionChange.objects.get(customer=other)
     assert bobs.confirmed_at is None
 
     toggle(admin, django_capture_on_commit_callbacks, "alice", False)
