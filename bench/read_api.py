@@ -93,9 +93,10 @@ ENDPOINTS = {
     "users": "/api/v1/users?page_size=50",
     "customer": "/api/v1/customers/{uid}",
     "dashboard": "/api/v1/dashboard",
-    # A first name of seed_demo's (about 1 customer in 24), and one customer's phone.
+    # A first name of seed_demo's (about 1 customer in 24), and a customer's whole phone
+    # number (each request another customer's, as staff look customers up).
     "search_name": "/api/v1/customers?page_size=50&search=Tahmina",
-    "search_phone": "/api/v1/customers?page_size=50&search=01700000050",
+    "search_phone": "/api/v1/customers?page_size=50&search={phone}",
 }
 TABLES = ("billing_package", "billing_customer", "billing_payment", "billing_collection",
           "billing_notification", "accounts_user")
@@ -205,15 +206,15 @@ def count_queries(explain_ms: float) -> dict:
     admin = User.objects.get(phone=PHONE)
     token = token_issue(user=admin, token_type="access").token
     client = Client(headers={"Authorization": f"Bearer {token}"})
-    uids = list(Customer.objects.exclude(status=Status.REMOVED).values_list("uid", flat=True)[:50])
+    samples = list(Customer.objects.exclude(status=Status.REMOVED).values("uid", "phone")[:50])
     result = {}
     for name, path in {**BASELINE, **ENDPOINTS}.items():
-        first_path = path.format(uid=uids[0])
+        first_path = path.format(**samples[0])
         with CaptureQueriesContext(connection) as first:
             response = client.get(first_path)
         if response.status_code != 200:
             raise BenchError(f"{first_path}: {response.status_code} {response.content[:300]!r}")
-        measured_path = path.format(uid=random.choice(uids))
+        measured_path = path.format(**random.choice(samples))
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as captured:
             response = client.get(measured_path)
@@ -273,7 +274,9 @@ class Result:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
 
-def load(port, name, path, headers, duration, connections, uids, master_pid) -> Result:
+def load(port, name, path, headers, duration, connections, samples, master_pid) -> Result:
+    """``path`` asked by ``connections`` clients for ``duration`` s; its ``{uid}`` and
+    ``{phone}`` are those of a customer drawn from ``samples`` for each request."""
     """``connections`` threads, each sending requests back to back until the deadline;
     a request started before it is awaited and counted. The workers' CPU time is read
     before and after: less disturbed by other load on a shared machine than req/s."""
@@ -292,7 +295,7 @@ def load(port, name, path, headers, duration, connections, uids, master_pid) -> 
                 t0 = time.perf_counter()
                 if t0 >= deadline:
                     break
-                target = path.format(uid=rng.choice(uids)) if "{uid}" in path else path
+                target = path.format(**rng.choice(samples))
                 try:
                     conn.request("GET", target, headers=headers)
                     resp = conn.getresponse()
@@ -389,8 +392,8 @@ def run(args) -> int:
                           "    " + line for line in query["plan"].splitlines()))
 
     with pg(f"{args.pg_server}/{args.db_name}") as conn:
-        uids = [str(row[0]) for row in conn.execute(
-            "SELECT uid FROM billing_customer WHERE status <> 'REMOVED' "
+        samples = [{"uid": str(uid), "phone": phone} for uid, phone in conn.execute(
+            "SELECT uid, phone FROM billing_customer WHERE status <> 'REMOVED' "
             "ORDER BY random() LIMIT 5000").fetchall()]
     password = secrets.token_urlsafe(18)
     run_manage(env, "shell", "-c", SET_PASSWORD, stdin=f"{PHONE}\n{password}\n")
@@ -416,12 +419,12 @@ def run(args) -> int:
               f"{args.duration:g} s per endpoint")
         for name, path in {**BASELINE, **ENDPOINTS}.items():
             if args.warmup:
-                warm = load(port, name, path, headers, args.warmup, args.connections, uids,
+                warm = load(port, name, path, headers, args.warmup, args.connections, samples,
                             proc.pid)
                 if warm.errors:
                     print(f"  {name}: {len(warm.errors)} errors during warm-up, e.g. "
                           f"{warm.errors[0]}")
-            r = load(port, name, path, headers, args.duration, args.connections, uids, proc.pid)
+            r = load(port, name, path, headers, args.duration, args.connections, samples, proc.pid)
             results.append(r)
             print(f"  {name:<10} {len(r.latencies):6d} x 200 in {r.elapsed:5.2f} s  "
                   f"{r.rps:7.1f} req/s  p50 {percentile(r.latencies, 50) * 1000:7.1f} ms  "

@@ -73,3 +73,16 @@ def test_user_search_reads_trigram_indexes(admin):
 def test_search_still_finds_case_insensitively(admin):
     found = search_filter(customer_page(viewer=admin), "PPPoE1999", CUSTOMER_SEARCH)
     assert [row["name"] for row in found] == ["Rahim 1999"]
+
+
+def test_every_trigram_index_is_written_directly_not_through_a_pending_list(admin):
+    """A customer or user write is never HOT (its updated_at is indexed), so with GIN's
+    fastupdate each one queues entries every search then reads through (billing 0012)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_am a "
+                       "ON a.oid = c.relam WHERE a.amname = 'gin' AND c.relname LIKE "
+                       "'%%\\_trgm\\_idx'")
+        options = dict(cursor.fetchall())
+    assert set(options) == {f"customer_{column}_trgm_idx" for column in CUSTOMER_SEARCH} | {
+        f"user_{column}_trgm_idx" for column in USER_SEARCH_FIELDS}
+    assert all(found and "fastupdate=off" in found for found in options.values()), options

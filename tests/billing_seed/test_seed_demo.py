@@ -123,7 +123,7 @@ def test_ledger_invariant(seeded):
 def test_uniqueness(seeded):
     customers = list(Customer.objects.all())
     phones = [c.phone for c in customers]
-    assert all(re.fullmatch(r"017\d{8}", phone) for phone in phones)
+    assert all(re.fullmatch(r"01[3-9]\d{8}", phone) for phone in phones)
     assert len(set(phones)) == len(phones)
     emails = [c.email.lower() for c in customers]
     assert len(set(emails)) == len(emails)
@@ -196,12 +196,24 @@ def test_append_adds_more_without_clashes(seeded):
     assert Package.objects.count() == 8  # reused
     assert Customer.objects.count() == CUSTOMERS + 10
     assert Payment.objects.count() == billed()
-    phones = list(Customer.objects.values_list("phone", flat=True))
-    assert len(set(phones)) == len(phones)
+    for column in ("phone", "email", "username"):
+        values = list(Customer.objects.exclude(**{column: ""}).values_list(column, flat=True))
+        assert len(set(values)) == len(values), column
     trxids = Collection.objects.exclude(transaction_id="").values_list(
         "payment_method", "transaction_id"
     )
     assert len(set(trxids)) == len(trxids)
+
+
+def test_phones_are_scattered_as_real_numbers_are(seeded):
+    """Numbered in order, every phone shared most of its digits with the others, and a
+    phone search over them was a scan of the whole trigram index."""
+    phones = list(Customer.objects.order_by("pk").values_list("phone", flat=True))
+    assert len({phone[:3] for phone in phones}) == 7  # every operator's prefix
+    suffixes = [phone[3:] for phone in phones]
+    assert suffixes != sorted(suffixes)
+    groups = Counter(phone[i:i + 3] for phone in suffixes for i in range(6))
+    assert max(groups.values()) <= len(phones) // 4, groups.most_common(3)
 
 
 @pytest.mark.parametrize("ratio", [0.0, 1.0])

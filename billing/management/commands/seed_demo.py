@@ -4,9 +4,11 @@ What it writes, in batches of ``--batch`` customers:
 
 - ``--packages`` packages named "Demo <speed> Mbps", priced from 500.00 to 2500.00
   (reused when they already exist, e.g. with ``--append``);
-- N customers with unique phones ``017xxxxxxxx``, e-mails and PPPoE usernames, a mix
-  of connection types that passes the API's rules (PPPoE: username and password;
-  STATIC: an IP address; DHCP: neither);
+- N customers with unique phones, e-mails and PPPoE usernames shaped as an ISP's are
+  (mobile numbers of every operator's prefix, in no order: a sequence would make every
+  number share its digits and mislead a search benchmark; ``first.last.N@example.com``;
+  ``firstN``), a mix of connection types that passes the API's rules (PPPoE: username
+  and password; STATIC: an IP address; DHCP: neither);
 - the payment records of the last M business months (up to ``--until``, default the
   current one) as production makes them: one real bill run a month (``billing.bills``),
   oldest first, whose chunks this process carries out as the bills worker would, so
@@ -21,7 +23,7 @@ What it writes, in batches of ``--batch`` customers:
 - the ADMIN user 01900000000 for benchmarks; its password is printed.
 
 Refuses to run when customers already exist, unless ``--append`` (new customers then
-get phone numbers above the highest demo phone). Everything is written in one
+continue the numbering after the demo customers already there). Everything is written in one
 transaction: an interrupted run leaves nothing behind.
 
 Speed: Django's ``bulk_create`` costs ~0.2 ms of Python per row here (building model
@@ -41,6 +43,7 @@ import bisect
 import enum
 import itertools
 import random
+import re
 import secrets
 import sys
 import time
@@ -61,8 +64,15 @@ from core.enums import BillingMonth, ConnectionType, PaymentMethod, Status, User
 from core.timeutils import business_month, start_of_business_day
 
 ADMIN_PHONE = "01900000000"
-PHONE_PREFIX = "017"
-PHONE_DIGITS = 8  # after the prefix: 017 + 8 digits = 11 digits
+# Bangladesh's mobile operators' prefixes, then 8 digits: 11 digits.
+PHONE_PREFIXES = ("013", "014", "015", "016", "017", "018", "019")
+PHONE_DIGITS = 8
+# Customer number N gets the 8 digits (N x STEP + OFFSET) mod 10^8: one number each
+# (STEP shares no factor with 10), scattered as real numbers are.
+PHONE_STEP = 73_856_093
+PHONE_OFFSET = 19_349_663
+DEMO_EMAIL_DOMAIN = "@example.com"
+DEMO_EMAIL = re.compile(r"[a-z]+\.[a-z]+\.([0-9]+)" + re.escape(DEMO_EMAIL_DOMAIN))
 MIN_PRICE = Decimal("500.00")
 MAX_PRICE = Decimal("2500.00")
 
@@ -348,10 +358,13 @@ class Command(BaseCommand):
         return packages, len(new)
 
     def _first_index(self) -> int:
-        """One above the highest demo phone number already used (removed customers too)."""
-        pattern = rf"^{PHONE_PREFIX}[0-9]{{{PHONE_DIGITS}}}$"
-        highest = Customer.objects.filter(phone__regex=pattern).aggregate(m=Max("phone"))["m"]
-        return int(highest[len(PHONE_PREFIX) :]) + 1 if highest else 1
+        """One above the demo customers already there (removed ones too): each is numbered
+        in its e-mail, ``first.last.N@example.com``."""
+        emails = Customer.objects.filter(email__endswith=DEMO_EMAIL_DOMAIN)
+        numbers = emails.values_list("email", flat=True)
+        highest = max((int(m.group(1)) for e in numbers.iterator()
+                       if (m := DEMO_EMAIL.fullmatch(e))), default=0)
+        return highest + 1
 
     def _seed(self, *, customers, months, packages, admin, options) -> dict:
         rng = random.Random(options["seed"])
@@ -405,19 +418,21 @@ class Command(BaseCommand):
 
     @staticmethod
     def _phone(index: int) -> str:
-        return f"{PHONE_PREFIX}{index:0{PHONE_DIGITS}d}"
+        digits = (index * PHONE_STEP + PHONE_OFFSET) % 10**PHONE_DIGITS
+        return f"{PHONE_PREFIXES[index % len(PHONE_PREFIXES)]}{digits:0{PHONE_DIGITS}d}"
 
     def _customer(self, rng, index, packages, oldest: datetime, now, free_ratio) -> dict:
         kind = CONNECTIONS.draw(rng)
         package = rng.choice(packages)
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         # Connected some time in the ~3 years before the oldest billed month.
         created = oldest - timedelta(minutes=rng.randint(60, 3 * 365 * 24 * 60))
         row = {
             "uid": self._uid(),
             "created_at": created,
             "updated_at": created,
-            "name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
-            "email": f"customer{index:0{PHONE_DIGITS}d}@example.com",
+            "name": f"{first} {last}",
+            "email": f"{first.lower()}.{last.lower()}.{index}{DEMO_EMAIL_DOMAIN}",
             "phone": self._phone(index),
             "address": f"House {rng.randint(1, 200)}, Road {rng.randint(1, 40)}, "
             f"{rng.choice(AREAS)}, Dhaka",
@@ -432,7 +447,7 @@ class Command(BaseCommand):
             "_price": package.price,
         }
         if kind == ConnectionType.PPPOE:
-            row["username"] = f"pppoe{index:0{PHONE_DIGITS}d}"
+            row["username"] = f"{first.lower()}{index}"
             row["password"] = f"{self._fresh.getrandbits(48):012x}"
         elif kind == ConnectionType.STATIC:
             row["ip_address"] = f"10.{(index >> 16) & 0xFF}.{(index >> 8) & 0xFF}.{index & 0xFF}"
