@@ -221,7 +221,7 @@ def test_a_package_or_router_change_is_carried_to_the_router(
         admin.put(f"/customers/{uid}", {**body, "package_id": fast.pk})
         admin.put(f"/customers/{uid}", {**body, "package_id": fast.pk, "name": "Same"})
     reasons = list(ConnectionChange.objects.order_by("id").values_list("reason", flat=True))
-    assert reasons == ["PACKAGE"]
+    assert reasons == ["UPDATE", "PACKAGE"]  # created on the router, then the new profile
 
 
 def test_a_package_profile_change_syncs_its_customers_routers(
