@@ -118,6 +118,16 @@ def enabled_providers() -> list[str]:
 # Helpers the providers share ---------------------------------------------------------
 
 
+def unless_still_open(outcome: Outcome, ended: str | None) -> Outcome:
+    """The provider's ``outcome``, except that a payment it still has open ends as the
+    customer's way back says (``ended``: FAILED or CANCELLED): they left its page, so it
+    will not finish there. Only the provider's word makes money, and a later success
+    still counts."""
+    if outcome.status == Status.PENDING and ended:
+        return Outcome(ended, answer=outcome.answer)
+    return outcome
+
+
 def money(value) -> Decimal | None:
     """A provider's amount (a string, mostly) to two places; None when it is not one."""
     try:

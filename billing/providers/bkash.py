@@ -32,6 +32,7 @@ from billing.providers import (
     Status,
     call_json,
     money,
+    unless_still_open,
 )
 from core.cache import cache_get, cache_set
 from core.enums import OnlineProvider
@@ -144,11 +145,8 @@ class BkashProvider:
         if status != "success":
             # The customer failed or cancelled at bKash: nothing to execute, but only
             # bKash says it did not complete.
-            outcome = self._status(provider_payment_id)
-            if outcome.status == Status.PENDING:
-                ended = Status.CANCELLED if status == "cancel" else Status.FAILED
-                return Outcome(ended, answer=outcome.answer)
-            return outcome
+            ended = Status.CANCELLED if status == "cancel" else Status.FAILED
+            return unless_still_open(self._status(provider_payment_id), ended)
         try:
             answer = self._checkout("/tokenized/checkout/execute",
                                     {"paymentID": provider_payment_id})

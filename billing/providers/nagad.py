@@ -33,6 +33,7 @@ from billing.providers import (
     Status,
     call_json,
     money,
+    unless_still_open,
 )
 from core.enums import OnlineProvider
 
@@ -156,11 +157,8 @@ class NagadProvider:
                         {"paymentReferenceId": reference, **completed})
 
     def confirm(self, *, provider_payment_id: str, callback: dict) -> Outcome:
-        outcome = self.query(provider_payment_id=provider_payment_id)
         ended = RETURN_ENDED.get(str(callback.get("status", "")).lower())
-        if outcome.status == Status.PENDING and ended:
-            return Outcome(ended, answer=outcome.answer)
-        return outcome
+        return unless_still_open(self.query(provider_payment_id=provider_payment_id), ended)
 
     def query(self, *, provider_payment_id: str) -> Outcome:
         answer = self._call("GET", f"/verify/payment/{provider_payment_id}")

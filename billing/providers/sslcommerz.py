@@ -27,6 +27,7 @@ from billing.providers import (
     Status,
     call_json,
     money,
+    unless_still_open,
 )
 from core.enums import OnlineProvider
 
@@ -92,11 +93,8 @@ class SslcommerzProvider:
         return Checkout(answer["sessionkey"], answer["GatewayPageURL"], answer)
 
     def confirm(self, *, provider_payment_id: str, callback: dict) -> Outcome:
-        outcome = self.query(provider_payment_id=provider_payment_id)
         ended = RETURN_ENDED.get(str(callback.get("status", "")).upper())
-        if outcome.status == Status.PENDING and ended:
-            return Outcome(ended, answer=outcome.answer)
-        return outcome
+        return unless_still_open(self.query(provider_payment_id=provider_payment_id), ended)
 
     def query(self, *, provider_payment_id: str) -> Outcome:
         answer = self._get(QUERY_PATH, {"sessionkey": provider_payment_id})
