@@ -1,8 +1,10 @@
-"""An online payment on real workers, through each fake provider (bKash, Nagad,
-SSLCommerz) and the fake RouterOS: a suspended customer pays at the provider and closes
-the tab (no redirect ever comes); the payments sweep asks the provider, the money lands
-once, the network worker switches the connection on at the router, and the receipt goes
-out once."""
+"""An online payment on real workers, from the bill a bill run issues, through each
+fake provider (bKash, Nagad, SSLCommerz) and the fake RouterOS: a suspended customer
+pays at the provider and closes the tab (no redirect ever comes); the payments sweep
+asks the provider, the money lands once, the network worker switches the connection on
+at the router, and the receipt goes out once."""
+
+from decimal import Decimal
 
 import pytest
 
@@ -66,12 +68,17 @@ def test_a_suspended_customer_who_pays_and_closes_the_tab_is_reconnected(
     )
     router.add_secret("alice")
     worker = start_worker(**env)
+    # The month's bill is issued by a bill run on the worker; unpaid, alice is switched off.
+    run = api.post("/customers/bills/generate?month=MAY&year=2026")
+    assert run.status_code == 202, run.content
+    wait_until(lambda: Notification.objects.filter(
+        customer=alice, event=Notification.Event.BILL_ISSUED).exists(), timeout=60,
+        message="the bill issued", watch=[worker])
+    assert Payment.objects.get(customer=alice).bill_amount == Decimal("500.00")
     toggled = api.post("/customers/status/toggle", {"username": "alice", "is_active": False})
     assert toggled.status_code == 200, toggled.content
     wait_until(lambda: router.secret("alice")["disabled"] == "true", timeout=60,
                message="alice switched off", watch=[worker])
-    Payment.objects.create(customer=alice, billing_year=2026, billing_month="MAY",
-                           bill_amount="500.00")
 
     online = online_payment_start(customer=Customer.objects.get(pk=alice.pk), provider=code)
     fake.customer_pays(online.provider_payment_id)  # paid; the tab is closed
