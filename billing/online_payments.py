@@ -7,9 +7,9 @@ However often and in whatever order those answers come, the money lands once: th
 machine below moves under the payment's row lock, and the database makes a provider's
 payment id, its transaction id, and a payment's line on a record count once.
 
-Locks follow ``billing.services.LOCK_ORDER``, with the online payment's row last: the
-customer, their records, then the online payment. No lock is held across a call to a
-provider.
+Locks follow ``billing.services.LOCK_ORDER``: the customer first (which every money
+write for them takes, so nothing else can interleave), then the online payment's row,
+then the records it lands on. No lock is held across a call to a provider.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ CALLBACK_NAMES = {
     OnlineProvider.SSLCOMMERZ: ("tran_id", "invoice_number"),
 }
 CHECK_TASK = "payments.online_payment_check"
+ENDED_UNPAID = (State.FAILED, State.CANCELLED, State.EXPIRED)
+# How long, and how often, a payment that ended unpaid is asked about again: a provider
+# without a webhook (Nagad) has no other way to tell us a late success.
+RECHECK_WINDOW = timedelta(hours=24)
+RECHECK_EVERY = timedelta(minutes=15)
 SWEEP_BATCH = 500
 
 
@@ -176,10 +181,12 @@ def online_payment_returned(*, online_payment: OnlinePayment, callback: dict) ->
 
 
 def online_payment_check(*, online_payment_id: int) -> OnlinePayment | None:
-    """Ask the provider about an open payment (the sweep: no callback came, or execute
-    gave no answer); expire it when its time is up and the provider has nothing."""
+    """Ask the provider about a payment (the sweep: no callback came, or execute gave no
+    answer); expire an open one when its time is up and the provider has nothing. One
+    that ended unpaid changes only on the provider's word that it holds the money (a
+    customer who paid after a failed, cancelled or expired try, and never came back)."""
     online = OnlinePayment.objects.filter(pk=online_payment_id).first()
-    if online is None or online.state not in OPEN:
+    if online is None or online.state not in (*OPEN, *ENDED_UNPAID):
         return online
     gateway = provider_for(online.provider)
     outcome = None
@@ -189,14 +196,29 @@ def online_payment_check(*, online_payment_id: int) -> OnlinePayment | None:
         except ProviderUnavailable:
             return online  # asked again by the next sweep
         except ProviderError as error:
+            # A refusal (a 4xx, a wrong credential) says nothing about the money: the
+            # payment stays as it is, asked again, until its recheck window is over.
             _record(online.pk, "QUERY", error.answer, error=str(error))
-    if outcome is not None and outcome.status != Status.PENDING:
+            if online.state in OPEN and online.expires_at + RECHECK_WINDOW <= timezone.now():
+                _move(online.pk, State.EXPIRED, "EXPIRE", error.answer)
+            return _fresh(online)
+    if online.state in ENDED_UNPAID:
+        if outcome is not None and outcome.status == Status.COMPLETED:
+            online_payment_apply(online.pk, outcome, "QUERY")
+        else:
+            _touch(online.pk)
+    elif outcome is not None and outcome.status != Status.PENDING:
         online_payment_apply(online.pk, outcome, "QUERY")
     elif online.expires_at <= timezone.now():
         _move(online.pk, State.EXPIRED, "EXPIRE", outcome.answer if outcome else {})
     else:
-        OnlinePayment.objects.filter(pk=online.pk).update(updated_at=timezone.now())
+        _touch(online.pk)
     return _fresh(online)
+
+
+def _touch(online_payment_id: int) -> None:
+    """Asked, nothing new: the sweeps count quiet time from now."""
+    OnlinePayment.objects.filter(pk=online_payment_id).update(updated_at=timezone.now())
 
 
 def online_payment_notice(*, provider: str, body: bytes) -> OnlinePayment | None:
@@ -250,8 +272,9 @@ def _mismatch(online: OnlinePayment, outcome: Outcome) -> str:
         problems.append(f"amount {outcome.amount} (asked {online.amount})")
     if outcome.currency and outcome.currency != online.currency:
         problems.append(f"currency {outcome.currency} (asked {online.currency})")
-    if outcome.invoice_number and outcome.invoice_number != online.invoice_number:
-        problems.append(f"invoice {outcome.invoice_number} (asked {online.invoice_number})")
+    if outcome.invoice_number != online.invoice_number:  # none is no better than another
+        problems.append(f"invoice {outcome.invoice_number or 'none'} "
+                        f"(asked {online.invoice_number})")
     if outcome.hold:
         problems.append(outcome.hold)
     if not problems:
@@ -371,14 +394,25 @@ def _fresh(online: OnlinePayment) -> OnlinePayment:
 
 
 def online_payments_sweep() -> int:
-    """Hand every open payment with no news for ``ONLINE_PAYMENT_STALE_SECONDS`` (or past
-    its time) to a check task; the number handed over."""
+    """Hand to a check task every open payment with no news for
+    ``ONLINE_PAYMENT_STALE_SECONDS`` (or past its time), and every payment that ended
+    unpaid, for a person or by a provider's plain refusal, within the recheck window,
+    asked every ``RECHECK_EVERY``; the number handed over."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.ONLINE_PAYMENT_STALE_SECONDS)
-    ids = list(
+    open_ids = list(
         OnlinePayment.objects.filter(state__in=OPEN, updated_at__lt=stale)
         .order_by("updated_at", "id").values_list("pk", flat=True)[:SWEEP_BATCH]
     )
+    # error="": not those held for a person (a wrong amount, a risky payment).
+    ended_ids = list(
+        OnlinePayment.objects.filter(
+            state__in=ENDED_UNPAID, updated_at__lt=now - RECHECK_EVERY, error="",
+            created_at__gte=now - RECHECK_WINDOW,
+        ).exclude(provider_payment_id="")
+        .order_by("updated_at", "id").values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    ids = open_ids + ended_ids
     for online_id in ids:
         publish(CHECK_TASK, args=[online_id])
     return len(ids)

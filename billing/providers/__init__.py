@@ -147,7 +147,7 @@ def call_json(provider: str, method: str, url: str, *, timeout: float, **kwargs)
         raise ProviderUnavailable(f"{provider} did not answer: {type(error).__name__}") from None
     try:
         answer = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         answer = None
     status = response.status_code
     if status >= 500:

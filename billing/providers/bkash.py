@@ -194,7 +194,7 @@ class BkashProvider:
 
     @staticmethod
     def _outcome(answer: dict) -> Outcome:
-        status = STATUSES.get(answer.get("transactionStatus", ""), Status.PENDING)
+        status = STATUSES.get(str(answer.get("transactionStatus", "")), Status.PENDING)
         if status == Status.COMPLETED and not answer.get("trxID"):
             status = Status.PENDING
         return Outcome(status, transaction_id=answer.get("trxID", ""),
@@ -206,7 +206,7 @@ class BkashProvider:
     def notice(self, body: bytes) -> Notice:
         try:
             message = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             raise ProviderError("the webhook is not JSON") from None
         if not isinstance(message, dict):
             raise ProviderError("the webhook is not an SNS message")
@@ -224,7 +224,7 @@ class BkashProvider:
             return Notice(answer={"Type": kind})
         try:
             ipn = json.loads(message["Message"])
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             raise ProviderError("the notification's Message is not JSON") from None
         if not isinstance(ipn, dict):
             raise ProviderError("the notification's Message is not an object")

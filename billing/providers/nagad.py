@@ -19,9 +19,9 @@ from decimal import Decimal
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
 from billing.providers import (
@@ -63,20 +63,30 @@ def _der(key_text: str) -> bytes:
         raise ProviderError("a Nagad key setting is not a key") from None
 
 
-@cache
-def _merchant_key(key_text: str):
-    try:
-        return serialization.load_der_private_key(_der(key_text), password=None)
-    except ValueError:
-        raise ProviderError("NAGAD_MERCHANT_PRIVATE_KEY is not an RSA private key") from None
+# What loading a key that is not an unencrypted RSA key raises.
+KEY_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
 
 
 @cache
-def _nagad_key(key_text: str):
+def _merchant_key(key_text: str) -> rsa.RSAPrivateKey:
     try:
-        return serialization.load_der_public_key(_der(key_text))
-    except ValueError:
-        raise ProviderError("NAGAD_PUBLIC_KEY is not an RSA public key") from None
+        key = serialization.load_der_private_key(_der(key_text), password=None)
+    except KEY_ERRORS:
+        key = None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ProviderError("NAGAD_MERCHANT_PRIVATE_KEY is not an unencrypted RSA private key")
+    return key
+
+
+@cache
+def _nagad_key(key_text: str) -> rsa.RSAPublicKey:
+    try:
+        key = serialization.load_der_public_key(_der(key_text))
+    except KEY_ERRORS:
+        key = None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ProviderError("NAGAD_PUBLIC_KEY is not an RSA public key")
+    return key
 
 
 class NagadProvider:

@@ -150,5 +150,6 @@ class SslcommerzProvider:
             # A failed or cancelled payment has no val_id: the sweep asks SSLCommerz.
             return Notice(invoice_number=invoice, outcome=Outcome(Status.PENDING))
         outcome = self.validate(fields["val_id"])
-        return Notice(invoice_number=outcome.invoice_number or invoice, outcome=outcome,
+        # Which payment it is comes from SSLCommerz's answer alone, never the IPN's fields.
+        return Notice(invoice_number=outcome.invoice_number, outcome=outcome,
                       answer=outcome.answer)

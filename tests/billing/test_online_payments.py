@@ -110,6 +110,8 @@ def test_the_same_answer_again_changes_nothing():
     ({"amount": Decimal("499.99")}, "amount 499.99"),
     ({"currency": "USD"}, "currency USD"),
     ({"invoice_number": "SOMEONE-ELSES"}, "invoice SOMEONE-ELSES"),
+    ({"invoice_number": ""}, "invoice none"),  # an answer that names no payment
+    ({"amount": None}, "amount None"),  # not an amount (NaN, junk)
 ])
 def test_a_completed_answer_that_differs_from_what_was_asked_is_never_money(change, reported):
     customer = _customer()

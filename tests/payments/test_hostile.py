@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db
 JUNK_VALUES = ["", "x" * 20_000, "\x00", "\ud800".encode("utf-8", "surrogatepass").decode(
     "latin-1"), "' OR 1=1 --", "<script>alert(1)</script>", "১২৩", "NaN", "-1", "1e309"]
 JUNK_BODIES = [b"", b"\xff\xfe\x00", b"{", b"[]", b"null", b'{"Type": 1}', b"a=1&" * 5000,
+               b"[" * 100_000,  # nested past Python's recursion limit
                json.dumps({"Type": "Notification", "Message": "{}"}).encode(),
                json.dumps({"Type": "Notification", "SignatureVersion": "1",
                            "SigningCertURL": "https://sns.evil.example.com/x.pem",

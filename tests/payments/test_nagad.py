@@ -6,14 +6,23 @@ merchant; refunds refused clearly."""
 
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from django.test import Client
+from django.utils import timezone
 
 from billing.models import OnlinePayment
-from billing.online_payments import ProviderDown, online_payment_check, online_payment_start
+from billing.online_payments import (
+    RECHECK_EVERY,
+    RECHECK_WINDOW,
+    ProviderDown,
+    online_payment_check,
+    online_payment_start,
+    online_payments_sweep,
+)
 from billing.pay_links import pay_link
 from core.enums import OnlineState
 from core.errors import FieldErrors
@@ -197,3 +206,44 @@ def test_a_refund_is_refused_clearly_and_nothing_moves(nagad, admin_client):
     online.refresh_from_db()
     assert online.state == State.SUCCEEDED and online.refunded_amount == 0
     assert all(line.amount > 0 for line in collections(online))
+
+
+def test_a_payment_made_after_a_forged_abort_is_found_by_the_sweep_later(nagad):
+    """Nagad sends no webhook: a payment that ended unpaid on our side is asked about
+    again, every RECHECK_EVERY for RECHECK_WINDOW, and a late success is credited once."""
+    customer = customer_owing("500.00")
+    online = started(customer)
+    come_back(f"{pay_link(customer)}/return/{online.uid}?payment_ref_id="
+              f"{online.provider_payment_id}&status=Aborted")  # typed, or a stale tab
+    assert_not_credited(online, State.CANCELLED)
+    nagad.customer_pays(online.provider_payment_id)  # paid after all; never came back
+    assert online_payments_sweep() == 0  # asked a moment ago
+    OnlinePayment.objects.filter(pk=online.pk).update(
+        updated_at=timezone.now() - RECHECK_EVERY - timedelta(seconds=1))
+    assert online_payments_sweep() == 1
+    assert_credited(online, issuer_ref(nagad, online))
+    assert online_payments_sweep() == 0
+
+
+def test_an_ended_payment_is_not_asked_about_past_its_window_or_when_held(nagad):
+    old, held = started(customer_owing("500.00")), started(customer_owing("500.00"))
+    for online in (old, held):
+        come_back(nagad.customer_pays(online.provider_payment_id, "cancel"))
+    quiet = timezone.now() - RECHECK_EVERY - timedelta(seconds=1)
+    OnlinePayment.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - RECHECK_WINDOW - timedelta(seconds=1), updated_at=quiet)
+    OnlinePayment.objects.filter(pk=held.pk).update(error="check it", updated_at=quiet)
+    asked = len(nagad.calls)
+    assert online_payments_sweep() == 0
+    assert len(nagad.calls) == asked
+
+
+def test_a_refusal_while_checking_never_expires_a_payment_inside_its_window(nagad, settings):
+    online = started(customer_owing("500.00"))
+    nagad.customer_pays(online.provider_payment_id)
+    OnlinePayment.objects.filter(pk=online.pk).update(expires_at=timezone.now())
+    nagad.fail_next(1, status=429)  # throttled: says nothing about the money
+    online_payment_check(online_payment_id=online.pk)
+    assert_not_credited(online, State.REDIRECTED)
+    online_payment_check(online_payment_id=online.pk)
+    assert_credited(online, issuer_ref(nagad, online))
