@@ -481,13 +481,13 @@ class OnlinePaymentAdmin(ReadOnlyAdmin):
     Only the provider's confirmation moves one; staff may refund a paid one."""
 
     list_display = ["created_at", "customer", "provider", "state", "amount",
-                    "refunded_amount", "transaction_id", "invoice_number"]
+                    "refunded_amount", "refund_unanswered", "transaction_id", "invoice_number"]
     list_filter = ["state", "provider"]
     search_fields = ["customer__name", "customer__phone", "transaction_id", "invoice_number",
                      "provider_payment_id"]
     list_select_related = ["customer"]
     inlines = [OnlinePaymentEventInline]
-    actions = ["refund_in_full"]
+    actions = ["refund_in_full", "unanswered_refund_made", "unanswered_refund_not_made"]
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -507,3 +507,26 @@ class OnlinePaymentAdmin(ReadOnlyAdmin):
                 self.message_user(request, f"{online}: not refunded: {detail}", messages.ERROR)
             else:
                 self.message_user(request, f"{online}: refunded.", messages.SUCCESS)
+
+    @admin.action(description="Unanswered refund: checked, the provider made it")
+    def unanswered_refund_made(self, request, queryset):
+        self._settle_unanswered(request, queryset, made=True)
+
+    @admin.action(description="Unanswered refund: checked, the provider did not make it")
+    def unanswered_refund_not_made(self, request, queryset):
+        self._settle_unanswered(request, queryset, made=False)
+
+    def _settle_unanswered(self, request, queryset, *, made: bool) -> None:
+        from billing.online_payments import online_payment_refund_settle
+        from core.errors import FieldErrors
+
+        if not allows(request.user, "online_payments.refund"):
+            raise PermissionDenied
+        for online in queryset:
+            try:
+                online_payment_refund_settle(online_payment=online, made=made,
+                                             actor=request.user)
+            except FieldErrors as error:
+                self.message_user(request, f"{online}: {error.body}", messages.ERROR)
+            else:
+                self.message_user(request, f"{online}: settled.", messages.SUCCESS)

@@ -374,7 +374,11 @@ class OnlinePayment(TimeStamped):
     provider_payment_id = models.CharField(max_length=100, blank=True, default="")
     transaction_id = models.CharField(max_length=100, blank=True, default="")
     redirect_url = models.TextField(blank=True, default="")
+    # Refunds asked for (made, or awaiting the provider's answer).
     refunded_amount = money_field(default=ZERO)
+    # Of those, the refund the provider never answered: it may have been made. Held (so no
+    # one refunds it again) until a person checks with the provider and settles it.
+    refund_unanswered = money_field(default=ZERO)
     error = models.TextField(blank=True, default="")
     succeeded_at = models.DateTimeField(null=True, blank=True)
     # Until then the customer may still finish at the provider; then the sweep asks it.
@@ -399,6 +403,11 @@ class OnlinePayment(TimeStamped):
             models.CheckConstraint(
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
                 name="online_refund_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(refund_unanswered__gte=0)
+                & Q(refund_unanswered__lte=models.F("refunded_amount")),
+                name="online_unanswered_within_refunded",
             ),
             models.CheckConstraint(
                 condition=~Q(state__in=["SUCCEEDED", "REFUNDED"]) | ~Q(transaction_id=""),

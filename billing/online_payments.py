@@ -37,7 +37,14 @@ from billing.models import (
 )
 from billing.notifications import notify
 from billing.pay_links import pay_link
-from billing.providers import Outcome, ProviderError, ProviderUnavailable, Status, provider_for
+from billing.providers import (
+    Outcome,
+    ProviderError,
+    ProviderUnavailable,
+    Refund,
+    Status,
+    provider_for,
+)
 from billing.services import (
     amount_due,
     customer_reactivate_if_settled,
@@ -425,7 +432,9 @@ def online_payment_refund(*, online_payment: OnlinePayment, amount: Decimal | No
                           actor: User) -> OnlinePayment:
     """Give money back through the provider: reserved on the payment first (so two staff
     cannot refund it twice), then asked of the provider, then written as negative lines
-    on the records it paid, the newest first."""
+    on the records it paid, the newest first. A provider that gives no answer leaves the
+    refund reserved and unanswered, and no other refund is taken, until a person checks
+    it (``online_payment_refund_settle``)."""
     gateway = provider_for(online_payment.provider)
     if gateway is None:
         raise field_error(NON_FIELD_ERRORS, f"{online_payment.provider} is switched off.")
@@ -433,6 +442,10 @@ def online_payment_refund(*, online_payment: OnlinePayment, amount: Decimal | No
         online = OnlinePayment.objects.select_for_update().get(pk=online_payment.pk)
         if online.state != State.SUCCEEDED:
             raise field_error(NON_FIELD_ERRORS, f"A {online.state} payment cannot be refunded.")
+        if online.refund_unanswered:
+            raise field_error(NON_FIELD_ERRORS, (
+                f"A refund of {online.refund_unanswered} got no answer from the provider: "
+                f"check it there and settle it first."))
         left = online.amount - online.refunded_amount
         amount = left if amount is None else amount
         if amount <= 0 or amount > left:
@@ -445,16 +458,43 @@ def online_payment_refund(*, online_payment: OnlinePayment, amount: Decimal | No
                                 transaction_id=online.transaction_id, amount=amount,
                                 invoice_number=online.invoice_number,
                                 reason=f"Refund by {actor.get_full_name() or actor.phone}")
+    except ProviderUnavailable as error:
+        # It may have been made: asking again could refund twice. Held for a person.
+        with transaction.atomic():
+            online = OnlinePayment.objects.select_for_update().get(pk=online.pk)
+            online.refund_unanswered = amount
+            _transition(online, online.state, "REFUND_UNANSWERED", error.answer,
+                        error=f"A refund of {amount} got no answer ({error}): check it with "
+                              f"the provider, then settle it here.")
+        raise ProviderDown(str(error)) from None
     except ProviderError as error:
         with transaction.atomic():
             online = OnlinePayment.objects.select_for_update().get(pk=online.pk)
             online.refunded_amount -= amount
             _transition(online, online.state, "REFUND_FAILED", error.answer, error=str(error))
-        if isinstance(error, ProviderUnavailable):
-            raise ProviderDown(str(error)) from None
         raise field_error(NON_FIELD_ERRORS, f"The provider refused the refund: {error}") \
             from None
     _refund_lines(online.pk, refund, actor)
+    return _fresh(online)
+
+
+def online_payment_refund_settle(*, online_payment: OnlinePayment, made: bool,
+                                 actor: User) -> OnlinePayment:
+    """A person checked an unanswered refund with the provider: ``made`` writes its lines
+    (under the provider's reference, or a placeholder naming this payment), otherwise the
+    reservation is given back."""
+    with transaction.atomic():
+        online = OnlinePayment.objects.select_for_update().get(pk=online_payment.pk)
+        pending = online.refund_unanswered
+        if not pending:
+            raise field_error(NON_FIELD_ERRORS, "No refund of this payment awaits an answer.")
+        online.refund_unanswered = ZERO
+        if not made:
+            online.refunded_amount -= pending
+        _transition(online, online.state, "REFUND_SETTLED",
+                    {"amount": f"{pending:.2f}", "made": made, "by": actor.pk}, error="")
+    if made:
+        _refund_lines(online.pk, Refund(f"CHECKED-{online.invoice_number}", pending, {}), actor)
     return _fresh(online)
 
 

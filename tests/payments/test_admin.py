@@ -60,3 +60,19 @@ def test_a_nagad_refund_from_the_admin_says_why_not(operator, nagad):
         "action": "refund_in_full", "_selected_action": [online.pk]}, follow=True)
     assert b"merchant portal" in answer.content
     assert OnlinePayment.objects.get(pk=online.pk).state == OnlineState.SUCCEEDED
+
+
+def test_an_unanswered_refund_is_settled_from_the_admin(operator, bkash):
+    online = online_payment_start(customer=customer_owing("500.00"), provider="BKASH")
+    come_back(bkash.customer_pays(online.provider_payment_id))
+    bkash.fail_next(1, status=504)
+    operator.post(reverse("admin:billing_onlinepayment_changelist"), {
+        "action": "refund_in_full", "_selected_action": [online.pk]}, follow=True)
+    online.refresh_from_db()
+    assert online.refund_unanswered == online.amount
+    listing = operator.post(reverse("admin:billing_onlinepayment_changelist"), {
+        "action": "unanswered_refund_not_made", "_selected_action": [online.pk]}, follow=True)
+    assert b"settled." in listing.content
+    online.refresh_from_db()
+    assert (online.refunded_amount, online.refund_unanswered) == (0, 0)
+    assert online.state == OnlineState.SUCCEEDED

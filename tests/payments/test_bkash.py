@@ -17,12 +17,15 @@ from billing.models import Collection, Customer, OnlinePayment, Payment
 from billing.online_payments import (
     ProviderDown,
     online_payment_check,
+    online_payment_refund,
+    online_payment_refund_settle,
     online_payment_returned,
     online_payment_start,
 )
 from billing.pay_links import pay_link
-from core.enums import OnlineState
+from core.enums import OnlineState, UserKind
 from core.errors import FieldErrors
+from tests.factories import UserFactory
 from tests.payments.fake_bkash import FakeBkash
 from tests.payments.helpers import (
     assert_credited,
@@ -315,13 +318,45 @@ def test_a_refund_outside_what_was_paid_is_400_and_nothing_moves(bkash, admin_cl
                                          kind=Collection.Kind.REFUND).exists()
 
 
-def test_a_refund_while_bkash_is_down_is_503_and_can_be_asked_again(bkash, admin_client):
+def test_a_refund_bkash_never_answered_is_held_until_a_person_settles_it(bkash,
+                                                                       admin_client):
+    """No answer may mean it was made: asking again could refund twice."""
     online = paid_online(bkash, "500.00")
     bkash.fail_next(1, status=502)
     down = admin_client.post(f"/online-payments/{online.uid}/refund", {})
     assert down.status_code == 503
     online.refresh_from_db()
-    assert online.refunded_amount == 0 and online.state == State.SUCCEEDED
-    again = admin_client.post(f"/online-payments/{online.uid}/refund", {})
-    assert again.status_code == 200 and again.json()["state"] == "REFUNDED"
+    assert (online.refunded_amount, online.refund_unanswered) == (Decimal("500.00"),) * 2
+    assert "no answer" in online.error and online.state == State.SUCCEEDED
+    again = admin_client.post(f"/online-payments/{online.uid}/refund", {"amount": "1.00"})
+    assert again.status_code == 400 and "no answer" in json.dumps(again.json())
+    assert bkash.payments[online.provider_payment_id].refunds == []
+    # Checked in bKash's portal: it was not made. Given back, and a refund goes through.
+    online_payment_refund_settle(online_payment=online, made=False,
+                                 actor=UserFactory(kind=UserKind.ADMIN))
+    online.refresh_from_db()
+    assert (online.refunded_amount, online.refund_unanswered) == (0, 0)
+    assert not any(line.amount < 0 for line in collections(online))
+    done = admin_client.post(f"/online-payments/{online.uid}/refund", {})
+    assert done.status_code == 200 and done.json()["state"] == "REFUNDED"
     assert len(bkash.payments[online.provider_payment_id].refunds) == 1
+
+
+def test_an_unanswered_refund_the_provider_made_is_written_when_settled(bkash):
+    online = paid_online(bkash, "500.00")
+    bkash.hanging = True  # the answer never comes; whether bKash made it, a person checks
+    with pytest.raises(ProviderDown):
+        online_payment_refund(online_payment=online, amount=Decimal("200.00"),
+                              actor=UserFactory(kind=UserKind.ADMIN))
+    bkash.recover()
+    online_payment_refund_settle(online_payment=online, made=True,
+                                 actor=UserFactory(kind=UserKind.ADMIN))
+    online.refresh_from_db()
+    assert (online.refunded_amount, online.refund_unanswered) == (Decimal("200.00"), 0)
+    refunds = [line for line in collections(online) if line.amount < 0]
+    assert [line.amount for line in refunds] == [Decimal("-200.00")]
+    assert refunds[0].transaction_id == f"CHECKED-{online.invoice_number}"
+    assert ledger_invariant_errors(online.customer_id) == []
+    with pytest.raises(FieldErrors):  # nothing awaits an answer now
+        online_payment_refund_settle(online_payment=online, made=True,
+                                     actor=UserFactory(kind=UserKind.ADMIN))
