@@ -77,18 +77,29 @@ class PageNumberPagination(PaginationBase):
             page = _positive_int(pagination.page)
             if page is None:
                 raise InvalidPage()
-        count = cached_count(queryset)
+        rows = None
+        if pagination.page != "last":
+            offset = (page - 1) * page_size
+            rows = list(queryset[offset : offset + page_size])
+        if rows is not None and len(rows) < page_size and (rows or page == 1):
+            # The last page, read whole: it tells the count without a COUNT(*) (most
+            # searches end on their first page).
+            count = offset + len(rows)
+        else:
+            count = cached_count(queryset)
         last_page = max(1, -(-count // page_size))
         if pagination.page == "last":
             page = last_page
         if page > last_page:
             raise InvalidPage()
-        offset = (page - 1) * page_size
+        if rows is None:
+            offset = (page - 1) * page_size
+            rows = list(queryset[offset : offset + page_size])
         return {
             "count": count,
             "next": _page_url(request, page + 1) if page < last_page else None,
             "previous": _page_url(request, page - 1) if page > 1 else None,
-            "results": list(queryset[offset : offset + page_size]),
+            "results": rows,
         }
 
 

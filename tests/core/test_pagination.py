@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from core.enums import UserKind
@@ -301,3 +303,25 @@ def test_openapi_types_page_and_page_size_as_integers(api):
                 assert params[name]["schema"]["type"] == "integer", (method, path, name)
                 assert params[name].get("required") is not True
     assert lists >= 5
+
+
+@pytest.mark.parametrize("page, page_size, rows", [(1, 20, 7), (2, 5, 2), (3, 3, 1)])
+def test_a_last_page_read_whole_gives_the_count_without_counting(client, page, page_size,
+                                                                 rows):
+    make_users(6)  # with the admin: 7 users
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.get("/users", {"page": page, "page_size": page_size})
+    assert answer.status_code == 200, answer.content
+    body = answer.json()
+    assert body["count"] == 7 and len(body["results"]) == rows and body["next"] is None
+    assert not [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+
+
+def test_a_full_page_is_counted_and_a_page_past_the_end_still_404(client):
+    make_users(6)
+    with CaptureQueriesContext(connection) as queries:
+        full = client.get("/users", {"page_size": 7})
+    assert full.json()["count"] == 7
+    assert [q for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert client.get("/users", {"page": 3, "page_size": 7}).json() == INVALID_PAGE
+    assert client.get("/users", {"page": "last", "page_size": 3}).json()["count"] == 7
