@@ -81,6 +81,9 @@ from common import (
 PHONE = "01900000000"  # seed_demo's ADMIN
 LOGIN_PATH = "/api/v1/users/login"
 TARGET_P99_MS = 50.0
+# What a full page adds to a list: the tables' latest change (the cached count's key)
+# and, on a cache miss, COUNT(*).
+COUNT_QUERIES = 2
 # The floor: the cheapest authenticated read (one query), not one of the targets.
 BASELINE = {"me": "/api/v1/users/me"}
 # The last month the seed bills: fixed, so that no figure depends on the day of the run.
@@ -380,10 +383,13 @@ def run(args) -> int:
     big = measure_queries(env, args.explain_ms)
     tiny = measure_queries(tiny_env, 1e9)
     print_queries(f"{args.customers} customers", big)
-    same = all(big[n]["queries"] == tiny[n]["queries"] for n in ENDPOINTS)
+    # A page that is not full gives its count without counting (core.pagination), so a
+    # list whose tiny twin fits one page may ask the count's two queries fewer; anything
+    # more is a query per row (N+1).
+    same = all(big[n]["queries"] <= tiny[n]["queries"] + COUNT_QUERIES for n in ENDPOINTS)
     tiny_counts = ", ".join(f"{n} {tiny[n]['queries']}" for n in ENDPOINTS)
-    print(f"  same counts with {args.tiny_customers} customers: {'yes' if same else 'NO'} "
-          f"({tiny_counts})")
+    print(f"  the same counts with {args.tiny_customers} customers, but for a count: "
+          f"{'yes' if same else 'NO'} ({tiny_counts})")
     for name, info in big.items():
         for query in info["detail"]:
             if "plan" in query:
