@@ -383,7 +383,8 @@ def test_the_list_costs_the_same_queries_at_page_size_1_and_1000(admin_client, w
     own = world["own"]
     for n in range(12):
         online(own, [bill(own, "MAY", year=2000 + n), bill(own, "JUNE", year=2000 + n)])
-    admin_client.get("/online-payments")  # the first request checks the password, later the cache
+    # The first request checks the password (later the cache) and counts a full page.
+    admin_client.get("/online-payments", {"page_size": 1})
     counts = []
     for page_size in (1, 1000):
         with CaptureQueriesContext(connection) as queries:
@@ -392,5 +393,7 @@ def test_the_list_costs_the_same_queries_at_page_size_1_and_1000(admin_client, w
         assert len(response.json()["results"]) == (1 if page_size == 1 else 12)
         assert all(len(r["payment_uids"]) == 2 for r in response.json()["results"])
         counts.append(len(queries))
-    # The signed-in user, the count, the page of rows with their customers, the record uids.
-    assert counts == [4, 4], counts
+    # The signed-in user, the count's key (the tables' latest change; the count itself is
+    # cached), the page of rows with their customers, the record uids; a last page read
+    # whole needs no count at all.
+    assert counts == [4, 3], counts
