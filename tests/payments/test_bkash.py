@@ -239,6 +239,10 @@ def test_a_signed_webhook_credits_a_payment_whose_customer_never_came_back(bkash
     assert_credited_once(online, bkash)
     assert post_webhook(message).status_code == 200  # SNS delivers at least once
     assert_credited_once(online, bkash)
+    asked = list(bkash.calls)
+    come_back(bkash.customer_pays(online.provider_payment_id))  # the redirect, after it
+    assert_credited_once(online, bkash)
+    assert bkash.calls == asked  # nothing more to ask bKash
 
 
 def test_a_webhook_through_http_to_a_running_server(bkash, live_server, settings):
