@@ -403,8 +403,8 @@ def _fresh(online: OnlinePayment) -> OnlinePayment:
 def online_payments_sweep() -> int:
     """Hand to a check task every open payment with no news for
     ``ONLINE_PAYMENT_STALE_SECONDS`` (or past its time), and every payment that ended
-    unpaid, for a person or by a provider's plain refusal, within the recheck window,
-    asked every ``RECHECK_EVERY``; the number handed over."""
+    unpaid within ``RECHECK_WINDOW`` (none held for a person), once every
+    ``RECHECK_EVERY``; the number handed over."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.ONLINE_PAYMENT_STALE_SECONDS)
     open_ids = list(
