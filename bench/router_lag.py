@@ -348,28 +348,38 @@ def pay_all(args, chosen: list[int], billed_month: tuple[int, str], staff) -> di
                                         billing_month=month)
                  .values_list("customer_id", "bill_amount"))
     customers = Customer.objects.in_bulk(chosen)
-    committed: dict[int, float] = {}
-    lock = threading.Lock()
-    start = time.monotonic() + 0.5
-    step = args.spread / len(chosen)
 
-    def pay(index: int, customer_id: int) -> None:
-        pause = start + index * step - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    def pay(customer_id: int) -> float:
         try:
             payment_record(customer=customers[customer_id], amount=bills[customer_id],
                            billing_month=month, billing_year=year,
                            payment_method=PaymentMethod.BKASH,
                            transaction_id=f"LAG{customer_id:010d}", entered_by=staff)
-            done = time.time()
+            return time.time()
         finally:
             connection.close()
-        with lock:
-            committed[customer_id] = done
 
-    with ThreadPoolExecutor(PAYMENT_THREADS) as pool:
-        for future in [pool.submit(pay, i, c) for i, c in enumerate(chosen)]:
+    return paced(args, chosen, PAYMENT_THREADS, pay)
+
+
+def paced(args, chosen: list[int], threads: int, pay) -> dict[int, float]:
+    """``pay(customer_id)`` for each chosen customer, started evenly over ``--spread`` s
+    from ``threads`` threads; customer id -> the time it returned."""
+    committed: dict[int, float] = {}
+    lock = threading.Lock()
+    start = time.monotonic() + 0.5
+    step = args.spread / len(chosen)
+
+    def paid(index: int, customer_id: int) -> None:
+        pause = start + index * step - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        at = pay(customer_id)
+        with lock:
+            committed[customer_id] = at
+
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(paid, i, c) for i, c in enumerate(chosen)]:
             future.result()
     return committed
 
@@ -388,10 +398,6 @@ def pay_online(args, chosen: list[int], billed_month: tuple[int, str], bkash) ->
     bills = dict(Payment.objects.filter(customer_id__in=chosen, billing_year=year,
                                         billing_month=month).values_list("customer_id", "uid"))
     customers = Customer.objects.in_bulk(chosen)
-    committed: dict[int, float] = {}
-    lock = threading.Lock()
-    start = time.monotonic() + 0.5
-    step = args.spread / len(chosen)
 
     def come_back(online, callback: dict) -> None:
         try:
@@ -399,10 +405,7 @@ def pay_online(args, chosen: list[int], billed_month: tuple[int, str], bkash) ->
         finally:
             connection.close()
 
-    def pay(index: int, customer_id: int) -> None:
-        pause = start + index * step - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    def pay(customer_id: int) -> float:
         try:
             online = online_payment_start(customer=customers[customer_id], provider="BKASH",
                                           payment_uids=[bills[customer_id]])
@@ -413,13 +416,9 @@ def pay_online(args, chosen: list[int], billed_month: tuple[int, str], bkash) ->
         callback = dict(parse_qsl(urlsplit(url).query))
         with ThreadPoolExecutor(3) as redirects:
             list(redirects.map(lambda _: come_back(online, callback), range(3)))
-        with lock:
-            committed[customer_id] = approved_at
+        return approved_at
 
-    with ThreadPoolExecutor(ONLINE_THREADS) as pool:
-        for future in [pool.submit(pay, i, c) for i, c in enumerate(chosen)]:
-            future.result()
-    return committed
+    return paced(args, chosen, ONLINE_THREADS, pay)
 
 
 def online_lines(chosen: list[int]) -> None:

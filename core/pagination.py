@@ -77,24 +77,20 @@ class PageNumberPagination(PaginationBase):
             page = _positive_int(pagination.page)
             if page is None:
                 raise InvalidPage()
-        rows = None
-        if pagination.page != "last":
-            offset = (page - 1) * page_size
-            rows = list(queryset[offset : offset + page_size])
-        if rows is not None and len(rows) < page_size and (rows or page == 1):
-            # The last page, read whole: it tells the count without a COUNT(*) (most
-            # searches end on their first page).
-            count = offset + len(rows)
-        else:
-            count = cached_count(queryset)
-        last_page = max(1, -(-count // page_size))
+        count = None
         if pagination.page == "last":
-            page = last_page
+            count = cached_count(queryset)
+            page = max(1, -(-count // page_size))
+        offset = (page - 1) * page_size
+        rows = list(queryset[offset : offset + page_size])
+        if count is None:
+            # A last page read whole tells the count without a COUNT(*) (most searches
+            # end on their first page).
+            last_read_whole = len(rows) < page_size and (rows or page == 1)
+            count = offset + len(rows) if last_read_whole else cached_count(queryset)
+        last_page = max(1, -(-count // page_size))
         if page > last_page:
             raise InvalidPage()
-        if rows is None:
-            offset = (page - 1) * page_size
-            rows = list(queryset[offset : offset + page_size])
         return {
             "count": count,
             "next": _page_url(request, page + 1) if page < last_page else None,

@@ -148,15 +148,11 @@ class BkashProvider:
             ended = Status.CANCELLED if status == "cancel" else Status.FAILED
             return unless_still_open(self._status(provider_payment_id), ended)
         try:
-            answer = self._checkout("/tokenized/checkout/execute",
-                                    {"paymentID": provider_payment_id})
+            answer = self._execute(provider_payment_id)
         except ProviderUnavailable:
             return self.query(provider_payment_id=provider_payment_id)
-        if answer.get("statusCode") == SUCCESS:
-            return self._outcome(answer)
-        if answer.get("statusCode") in ALREADY_DONE:
-            return self._status(provider_payment_id)
-        return Outcome(Status.FAILED, answer=answer)
+        return self._executed(provider_payment_id, answer) \
+            or Outcome(Status.FAILED, answer=answer)
 
     def query(self, *, provider_payment_id: str) -> Outcome:
         outcome = self._status(provider_payment_id)
@@ -165,12 +161,20 @@ class BkashProvider:
         # The customer may have approved at bKash and lost their way back to us (a closed
         # tab, a dropped answer to execute): bKash takes the money only when the merchant
         # executes, and refuses to execute what the customer has not approved.
-        answer = self._checkout("/tokenized/checkout/execute", {"paymentID": provider_payment_id})
+        return self._executed(provider_payment_id, self._execute(provider_payment_id)) \
+            or outcome
+
+    def _execute(self, provider_payment_id: str) -> dict:
+        return self._checkout("/tokenized/checkout/execute", {"paymentID": provider_payment_id})
+
+    def _executed(self, provider_payment_id: str, answer: dict) -> Outcome | None:
+        """What execute's ``answer`` settles: its outcome, or the status query's when the
+        payment was executed already; None when bKash refused to execute it."""
         if answer.get("statusCode") == SUCCESS:
             return self._outcome(answer)
         if answer.get("statusCode") in ALREADY_DONE:
             return self._status(provider_payment_id)
-        return outcome
+        return None
 
     def _status(self, provider_payment_id: str) -> Outcome:
         answer = self._checkout("/tokenized/checkout/payment/status",

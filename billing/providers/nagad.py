@@ -67,25 +67,27 @@ def _der(key_text: str) -> bytes:
 KEY_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm)
 
 
-@cache
-def _merchant_key(key_text: str) -> rsa.RSAPrivateKey:
-    try:
-        key = serialization.load_der_private_key(_der(key_text), password=None)
-    except KEY_ERRORS:
-        key = None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ProviderError("NAGAD_MERCHANT_PRIVATE_KEY is not an unencrypted RSA private key")
-    return key
+def _merchant_key() -> rsa.RSAPrivateKey:
+    return _rsa_key(settings.NAGAD_MERCHANT_PRIVATE_KEY, "NAGAD_MERCHANT_PRIVATE_KEY",
+                    rsa.RSAPrivateKey)
+
+
+def _nagad_key() -> rsa.RSAPublicKey:
+    return _rsa_key(settings.NAGAD_PUBLIC_KEY, "NAGAD_PUBLIC_KEY", rsa.RSAPublicKey)
 
 
 @cache
-def _nagad_key(key_text: str) -> rsa.RSAPublicKey:
+def _rsa_key(key_text: str, setting: str, kind: type):
+    """The RSA key (``kind``: private or public) a setting holds."""
     try:
-        key = serialization.load_der_public_key(_der(key_text))
+        der = _der(key_text)
+        key = (serialization.load_der_private_key(der, password=None)
+               if kind is rsa.RSAPrivateKey else serialization.load_der_public_key(der))
     except KEY_ERRORS:
         key = None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ProviderError("NAGAD_PUBLIC_KEY is not an RSA public key")
+    if not isinstance(key, kind):
+        wanted = "private key (unencrypted)" if kind is rsa.RSAPrivateKey else "public key"
+        raise ProviderError(f"{setting} is not an RSA {wanted}")
     return key
 
 
@@ -101,8 +103,8 @@ class NagadProvider:
     def _sealed(self, fields: dict) -> dict:
         """``sensitiveData`` (encrypted to Nagad) and its ``signature`` (by the merchant)."""
         text = json.dumps(fields, separators=(",", ":")).encode()
-        encrypted = _nagad_key(settings.NAGAD_PUBLIC_KEY).encrypt(text, padding.PKCS1v15())
-        signature = _merchant_key(settings.NAGAD_MERCHANT_PRIVATE_KEY).sign(
+        encrypted = _nagad_key().encrypt(text, padding.PKCS1v15())
+        signature = _merchant_key().sign(
             text, padding.PKCS1v15(), hashes.SHA256())
         return {"sensitiveData": base64.b64encode(encrypted).decode(),
                 "signature": base64.b64encode(signature).decode()}
@@ -110,10 +112,10 @@ class NagadProvider:
     def _opened(self, answer: dict) -> dict:
         """Nagad's ``sensitiveData`` decrypted, once its signature is Nagad's."""
         try:
-            text = _merchant_key(settings.NAGAD_MERCHANT_PRIVATE_KEY).decrypt(
+            text = _merchant_key().decrypt(
                 base64.b64decode(str(answer.get("sensitiveData", "")), validate=True),
                 padding.PKCS1v15())
-            _nagad_key(settings.NAGAD_PUBLIC_KEY).verify(
+            _nagad_key().verify(
                 base64.b64decode(str(answer.get("signature", "")), validate=True), text,
                 padding.PKCS1v15(), hashes.SHA256())
             fields = json.loads(text)
