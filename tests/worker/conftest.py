@@ -33,7 +33,7 @@ import tasks
 from billing.models import Customer, Package
 from core.enums import Status
 from core.queue import all_queues
-from tests.network.fake_routeros import free_port
+from tests.network.fake_routeros import FakeRouterOS, free_port
 from tests.redis_broker import forget_queue_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -426,3 +426,11 @@ def wait_task(api, task_id: str, *, timeout: float = 120, watch=None) -> dict:
 
     return wait_until(finished, timeout=timeout, interval=0.25, watch=watch,
                       message=lambda: f"task {task_id} to finish (last: {last})")
+
+
+@pytest.fixture
+def router():
+    """A fake RouterOS REST server (user "api", password "router-pass") on 127.0.0.1."""
+    fake = FakeRouterOS(user="api", password="router-pass").start()
+    yield fake
+    fake.stop()

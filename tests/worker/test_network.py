@@ -10,18 +10,10 @@ import pytest
 from billing.connections import connection_changes_resend
 from billing.models import ConnectionChange, Customer, Package, Router
 from core.enums import ConnectionType, UserKind
-from tests.network.fake_routeros import FakeRouterOS
 from tests.network.routers import router_record
 from tests.worker.conftest import wait_task, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def router():
-    fake = FakeRouterOS(user="api", password="router-pass").start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from billing.models import (
 from billing.online_payments import online_payment_start
 from core.enums import ConnectionType, OnlineState, Status, UserKind
 from core.queue import publish
-from tests.network.fake_routeros import FakeRouterOS
 from tests.network.routers import router_record
 from tests.payments.fake_bkash import FakeBkash
 from tests.payments.fake_nagad import FakeNagad
@@ -28,13 +27,6 @@ from tests.payments.fake_sslcommerz import FakeSslcommerz
 from tests.worker.conftest import wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def router():
-    fake = FakeRouterOS(user="api", password="router-pass").start()
-    yield fake
-    fake.stop()
 
 
 FAKES = {"BKASH": FakeBkash, "NAGAD": FakeNagad, "SSLCOMMERZ": FakeSslcommerz}
